@@ -1,0 +1,40 @@
+#include "launch/commands.h"
+
+#include "launch/cli.h"
+#include "runtime/error.h"
+#include "runtime/process.h"
+
+namespace steerlm {
+
+void fail_not_built(const std::string& command, int issue) {
+  throw UserError("'steerlm " + command + "' is not built yet (tracked in issue #" +
+                  std::to_string(issue) + ")");
+}
+
+CLI::App* add_unbuilt_command(CLI::App& parent, const std::string& name, const std::string& help,
+                              int issue) {
+  CLI::App* command = parent.add_subcommand(name, help);
+  auto options = add_stage_options(command);
+  std::string full_name = parent.get_parent() ? parent.get_name() + " " + name : name;
+  command->callback([options, full_name, issue] {
+    if (!options->config_path.empty() || !options->overrides.empty()) {
+      FieldLocations locations;
+      load_validated_config(*options, {}, launcher_info_from_env().world_size, &locations);
+    }
+    fail_not_built(full_name, issue);
+  });
+  return command;
+}
+
+void register_commands(CLI::App& app) {
+  register_train_commands(app);
+  register_eval_commands(app);
+  register_annotate_command(app);
+  register_generate_command(app);
+  register_bootstrap_command(app);
+  register_data_commands(app);
+  register_convert_command(app);
+  register_pipeline_commands(app);
+}
+
+}  // namespace steerlm

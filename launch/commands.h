@@ -1,0 +1,27 @@
+// One register function per command group; each lives in its own file under launch/.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace steerlm {
+
+void register_train_commands(CLI::App& app);     // train-attr, sft
+void register_eval_commands(CLI::App& app);      // eval-attr, eval-steer
+void register_annotate_command(CLI::App& app);   // annotate
+void register_generate_command(CLI::App& app);   // generate
+void register_bootstrap_command(CLI::App& app);  // bootstrap
+void register_data_commands(CLI::App& app);      // data inspect, data synth, tokenizer train
+void register_convert_command(CLI::App& app);    // convert
+void register_pipeline_commands(CLI::App& app);  // pipeline run|submit|status
+
+// For a command whose implementation has not landed: fails loudly, naming the tracking issue.
+[[noreturn]] void fail_not_built(const std::string& command, int issue);
+
+// Adds a command that validates its --config/--set and then fails with fail_not_built. Its own
+// flags are added by the caller, unbound, so that `--help` already documents them.
+CLI::App* add_unbuilt_command(CLI::App& parent, const std::string& name, const std::string& help,
+                              int issue);
+
+}  // namespace steerlm

@@ -12,8 +12,9 @@ namespace steerlm {
 std::shared_ptr<StageOptions> add_stage_options(CLI::App* command) {
   auto options = std::make_shared<StageOptions>();
   command->add_option("--config", options->config_path, "config file (protobuf text format)");
-  command->add_option("--set", options->overrides,
-                      "override a config field, e.g. --set train.steps=10 (repeatable)")
+  command
+      ->add_option("--set", options->overrides,
+                   "override a config field, e.g. --set train.steps=10 (repeatable)")
       ->take_last()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->allow_extra_args(false);
@@ -40,8 +41,9 @@ void print_error_line(const std::string& message) {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
-  CLI::App app{"steerlm: the SteerLM recipe (attribute model, annotation, attribute-conditioned "
-               "SFT, steerable generation) on CPU and GPU clusters"};
+  CLI::App app{
+      "steerlm: the SteerLM recipe (attribute model, annotation, attribute-conditioned "
+      "SFT, steerable generation) on CPU and GPU clusters"};
   app.name("steerlm");
   app.require_subcommand(1);
   app.fallthrough(false);

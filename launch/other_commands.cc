@@ -48,8 +48,7 @@ void register_data_commands(CLI::App& app) {
 
   CLI::App* tokenizer = app.add_subcommand("tokenizer", "tokenizer tools");
   tokenizer->require_subcommand(1);
-  CLI::App* train =
-      add_unbuilt_command(*tokenizer, "train", "train a SentencePiece tokenizer", 4);
+  CLI::App* train = add_unbuilt_command(*tokenizer, "train", "train a SentencePiece tokenizer", 4);
   train->add_option("--input", "training text files")->required()->expected(1, -1);
   train->add_option("--vocab-size", "vocabulary size")->required();
   train->add_option("--output", "output .model path")->required();

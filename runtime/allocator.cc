@@ -8,7 +8,9 @@
 
 namespace steerlm {
 
-CachingAllocator::~CachingAllocator() { empty_cache(); }
+CachingAllocator::~CachingAllocator() {
+  empty_cache();
+}
 
 size_t CachingAllocator::size_class(size_t bytes) {
   // Small blocks round to 512 B; large ones to 1 MiB, so that a training step's varying
@@ -63,7 +65,9 @@ void* CachingAllocator::system_allocate(size_t bytes) {
   return device_malloc(device_, bytes);
 }
 
-void CachingAllocator::system_free(void* pointer) { device_free(device_, pointer); }
+void CachingAllocator::system_free(void* pointer) {
+  device_free(device_, pointer);
+}
 
 CachingAllocator& allocator_for(Device device) {
   // One allocator per device for the life of the process; leaked on purpose so that tensors

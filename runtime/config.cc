@@ -55,7 +55,8 @@ std::string line_of(const std::string& text, int zero_based_line) {
 
 // Turns protobuf's parser messages into ones that name the field and what is valid.
 std::string explain_parse_error(const std::string& message, const std::string& source_line) {
-  static const std::regex unknown_field(R"(Message type \"([\w.]+)\" has no field named \"(\w+)\")");
+  static const std::regex unknown_field(
+      R"(Message type \"([\w.]+)\" has no field named \"(\w+)\")");
   std::smatch match;
   if (std::regex_search(message, match, unknown_field)) {
     const pb::Descriptor* descriptor =
@@ -150,13 +151,13 @@ std::string set_scalar(pb::Message* message, const pb::FieldDescriptor* field,
   const bool repeated = field->is_repeated();
   const std::string text = unquote(raw_text);
   switch (field->cpp_type()) {
-#define STEERLM_SET_INTEGER(cpptype, type, Name)                                           \
-  case pb::FieldDescriptor::cpptype: {                                                     \
-    type value{};                                                                          \
+#define STEERLM_SET_INTEGER(cpptype, type, Name)                                          \
+  case pb::FieldDescriptor::cpptype: {                                                    \
+    type value{};                                                                         \
     if (!parse_integer(text, &value)) return "expected an integer, got \"" + text + "\""; \
-    repeated ? reflection->Add##Name(message, field, value)                                \
-             : reflection->Set##Name(message, field, value);                               \
-    return "";                                                                             \
+    repeated ? reflection->Add##Name(message, field, value)                               \
+             : reflection->Set##Name(message, field, value);                              \
+    return "";                                                                            \
   }
     STEERLM_SET_INTEGER(CPPTYPE_INT32, int32_t, Int32)
     STEERLM_SET_INTEGER(CPPTYPE_INT64, int64_t, Int64)

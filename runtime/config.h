@@ -3,7 +3,8 @@
 //
 //   FieldLocations where;
 //   StageConfig config = load_stage_config("configs/stages/sft_tiny.pbtxt",
-//                                          {"train.steps=3", "data.train=a.jsonl,b.jsonl"}, &where);
+//                                          {"train.steps=3", "data.train=a.jsonl,b.jsonl"},
+//                                          &where);
 //   validate_stage_config(config, where, world_size);   // throws UserError "FILE:LINE: ..."
 #pragma once
 
@@ -23,7 +24,9 @@ class FieldLocations {
  public:
   void record(const std::string& path, const std::string& where) { locations_[path] = where; }
   // Takes the locations of `other` for paths this one has not recorded.
-  void merge_missing(const FieldLocations& other) { locations_.insert(other.locations_.begin(), other.locations_.end()); }
+  void merge_missing(const FieldLocations& other) {
+    locations_.insert(other.locations_.begin(), other.locations_.end());
+  }
   // The location of `path`, or of its nearest recorded ancestor; "" when unknown.
   std::string find(const std::string& path) const;
   // "WHERE: " for `path`, or "" when unknown; prefix for error messages.

@@ -16,18 +16,17 @@ void gemm_f32(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n
               float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
               float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
-  cblas_sgemm(CblasRowMajor, to_cblas(transpose_a), to_cblas(transpose_b), m, n, k, alpha, a,
-              lda, b, ldb, beta, c, ldc);
+  cblas_sgemm(CblasRowMajor, to_cblas(transpose_a), to_cblas(transpose_b), m, n, k, alpha, a, lda,
+              b, ldb, beta, c, ldc);
 }
 
 void gemm_strided_batched_f32(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n,
-                              int64_t k, float alpha, const float* a, int64_t lda,
-                              int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b,
-                              float beta, float* c, int64_t ldc, int64_t stride_c,
-                              int64_t batch) {
+                              int64_t k, float alpha, const float* a, int64_t lda, int64_t stride_a,
+                              const float* b, int64_t ldb, int64_t stride_b, float beta, float* c,
+                              int64_t ldc, int64_t stride_c, int64_t batch) {
   for (int64_t i = 0; i < batch; ++i) {
-    gemm_f32(transpose_a, transpose_b, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b,
-             ldb, beta, c + i * stride_c, ldc);
+    gemm_f32(transpose_a, transpose_b, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb,
+             beta, c + i * stride_c, ldc);
   }
 }
 
@@ -41,8 +40,8 @@ void matmul(const Tensor& a, Transpose transpose_a, const Tensor& b, Transpose t
   const int64_t k_b = transpose_b == Transpose::kYes ? b.dim(1) : b.dim(0);
   const int64_t n = transpose_b == Transpose::kYes ? b.dim(0) : b.dim(1);
   CHECK(k == k_b && c.dim(0) == m && c.dim(1) == n)
-      << "matmul shapes do not agree: a " << a.shape().str() << ", b " << b.shape().str()
-      << ", c " << c.shape().str();
+      << "matmul shapes do not agree: a " << a.shape().str() << ", b " << b.shape().str() << ", c "
+      << c.shape().str();
   CHECK(a.device().is_cpu()) << "matmul on " << a.device().str()
                              << " is not implemented yet (CUDA path: runtime/cuda/)";
   gemm_f32(transpose_a, transpose_b, m, n, k, alpha, a.f32(), a.dim(1), b.f32(), b.dim(1), beta,

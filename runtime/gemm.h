@@ -24,9 +24,9 @@ void gemm_f32(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n
 // Host f32 strided-batched GEMM: for i in [0, batch), C_i = alpha op(A_i) op(B_i) + beta C_i,
 // where X_i = X + i * stride_x (strides in elements).
 void gemm_strided_batched_f32(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n,
-                              int64_t k, float alpha, const float* a, int64_t lda,
-                              int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b,
-                              float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch);
+                              int64_t k, float alpha, const float* a, int64_t lda, int64_t stride_a,
+                              const float* b, int64_t ldb, int64_t stride_b, float beta, float* c,
+                              int64_t ldc, int64_t stride_c, int64_t batch);
 
 // Tensor GEMM on 2-D tensors, dispatching on the device. Shapes are checked:
 //   a: (M, K) or (K, M) when transposed; b: (K, N) or (N, K) when transposed; c: (M, N).

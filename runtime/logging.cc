@@ -44,8 +44,8 @@ void log_to_directory(const std::string& output_dir, int rank) {
   fs::path directory = fs::path(output_dir) / "logs";
   std::error_code error;
   fs::create_directories(directory, error);
-  if (error) throw UserError("cannot create log directory " + directory.string() + ": " +
-                             error.message());
+  if (error)
+    throw UserError("cannot create log directory " + directory.string() + ": " + error.message());
   // One file per rank with every severity in it; no per-severity files, no symlinks.
   std::string base = (directory / ("steerlm.rank" + std::to_string(rank) + ".log")).string();
   google::SetLogDestination(google::INFO, base.c_str());
@@ -71,16 +71,16 @@ Provenance current_provenance() {
   MPI_Get_library_version(mpi_version, &length);
   std::string mpi(mpi_version, length);
   mpi = mpi.substr(0, mpi.find(','));
-  provenance.libraries = "protobuf " + google::protobuf::internal::VersionString(
-                             GOOGLE_PROTOBUF_VERSION) + ", " + mpi + ", " +
-                         std::string(openblas_get_config());
+  provenance.libraries = "protobuf " +
+                         google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION) + ", " +
+                         mpi + ", " + std::string(openblas_get_config());
 #ifdef STEERLM_HAVE_CUDA
   int cuda_runtime = 0;
   cudaRuntimeGetVersion(&cuda_runtime);
   int nccl = 0;
   ncclGetVersion(&nccl);
-  provenance.libraries += ", CUDA runtime " + std::to_string(cuda_runtime) + ", NCCL " +
-                          std::to_string(nccl);
+  provenance.libraries +=
+      ", CUDA runtime " + std::to_string(cuda_runtime) + ", NCCL " + std::to_string(nccl);
 #endif
   provenance.host = host_name();
   return provenance;

@@ -42,7 +42,9 @@ int process_rank() {
   return rank >= 0 ? rank : launcher_info_from_env().world_rank;
 }
 
-void set_process_rank(int rank) { g_process_rank.store(rank); }
+void set_process_rank(int rank) {
+  g_process_rank.store(rank);
+}
 
 std::string host_name() {
   char name[256] = {0};

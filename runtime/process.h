@@ -9,7 +9,7 @@ namespace steerlm {
 struct LauncherInfo {
   int world_rank = 0;
   int world_size = 1;
-  int local_rank = 0;   // rank among the processes on this host; picks the GPU
+  int local_rank = 0;    // rank among the processes on this host; picks the GPU
   std::string launcher;  // "mpirun", "srun" or "none"
 };
 

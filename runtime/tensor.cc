@@ -80,7 +80,10 @@ class Storage {
  public:
   // Owning: memory from the device's caching allocator.
   Storage(size_t bytes, Device device)
-      : data_(allocator_for(device).allocate(bytes)), bytes_(bytes), device_(device), owned_(true) {}
+      : data_(allocator_for(device).allocate(bytes)),
+        bytes_(bytes),
+        device_(device),
+        owned_(true) {}
   // Non-owning view of external memory.
   Storage(void* data, size_t bytes, Device device)
       : data_(data), bytes_(bytes), device_(device), owned_(false) {}
@@ -163,7 +166,9 @@ Tensor Tensor::slice(int64_t begin, int64_t end) const {
   return view;
 }
 
-Tensor Tensor::clone() const { return to(device()); }
+Tensor Tensor::clone() const {
+  return to(device());
+}
 
 Tensor Tensor::to(Device device) const {
   Tensor copy = empty(shape_, dtype_, device);
@@ -177,21 +182,27 @@ void Tensor::copy_from(const Tensor& source) {
   device_memcpy(raw(), device(), source.raw(), source.device(), nbytes());
 }
 
-void Tensor::zero() { device_memset_zero(device(), raw(), nbytes()); }
+void Tensor::zero() {
+  device_memset_zero(device(), raw(), nbytes());
+}
 
 void* Tensor::raw() {
   CHECK(defined()) << "access to an undefined tensor";
   return static_cast<char*>(storage_->data()) + byte_offset_;
 }
 
-const void* Tensor::raw() const { return const_cast<Tensor*>(this)->raw(); }
+const void* Tensor::raw() const {
+  return const_cast<Tensor*>(this)->raw();
+}
 
-#define STEERLM_TYPED_ACCESS(name, type, expected)                                   \
-  type* Tensor::name() {                                                             \
+#define STEERLM_TYPED_ACCESS(name, type, expected)                                    \
+  type* Tensor::name() {                                                              \
     CHECK(dtype_ == expected) << #name "() on a " << dtype_name(dtype_) << " tensor"; \
-    return static_cast<type*>(raw());                                                \
-  }                                                                                  \
-  const type* Tensor::name() const { return const_cast<Tensor*>(this)->name(); }
+    return static_cast<type*>(raw());                                                 \
+  }                                                                                   \
+  const type* Tensor::name() const {                                                  \
+    return const_cast<Tensor*>(this)->name();                                         \
+  }
 
 STEERLM_TYPED_ACCESS(f32, float, DType::kF32)
 STEERLM_TYPED_ACCESS(i32, int32_t, DType::kI32)

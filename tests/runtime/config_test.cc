@@ -143,7 +143,7 @@ TEST_F(ConfigTest, LayoutErrorsPointAtTheField) {
   config = load_stage_config(path, {}, &where);
   EXPECT_EQ(error_of([&] { validate_stage_config(config, where, 3); }),
             path +
-                ":10: parallel.tp: TP x PP = 2 does not divide the world size 3; launch a "
+                ":11: parallel.tp: TP x PP = 2 does not divide the world size 3; launch a "
                 "multiple of TP x PP ranks");
   EXPECT_EQ(error_of([&] { validate_stage_config(config, where, 12); }),
             path +

@@ -1,6 +1,7 @@
 #include "launch/commands.h"
 
 #include "launch/cli.h"
+#include "launch/stage.h"
 #include "runtime/error.h"
 #include "runtime/process.h"
 
@@ -18,8 +19,13 @@ CLI::App* add_unbuilt_command(CLI::App& parent, const std::string& name, const s
   std::string full_name = parent.get_parent() ? parent.get_name() + " " + name : name;
   command->callback([options, full_name, issue] {
     if (!options->config_path.empty() || !options->overrides.empty()) {
+      const LauncherInfo launcher = launcher_info_from_env();
       FieldLocations locations;
-      load_validated_config(*options, {}, launcher_info_from_env().world_size, &locations);
+      config::StageConfig config =
+          load_validated_config(*options, {}, launcher.world_size, &locations);
+      if (!config.output_dir().empty()) {
+        begin_stage(full_name, config, launcher.world_rank, launcher.world_size);
+      }
     }
     fail_not_built(full_name, issue);
   });

@@ -115,8 +115,8 @@ struct KvCache {
   int64_t batch_size = 0;
   int64_t max_len = 0;
   std::vector<int64_t> lengths;  // (B): positions already in the cache per sequence
-  Tensor keys;                   // (L_shard, B, KVH, max_len, HS) f32, cpu
-  Tensor values;                 // (L_shard, B, KVH, max_len, HS) f32, cpu
+  Tensor keys;                   // (L_shard * B, KVH, max_len, HS) f32, cpu; layer-major
+  Tensor values;                 // (L_shard * B, KVH, max_len, HS) f32, cpu
 };
 
 class LlamaModel {

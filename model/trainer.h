@@ -1,0 +1,106 @@
+// The training loop shared by every training stage (train-attr, sft): gradient accumulation to
+// the global batch, DP gradient reduction, clipping, AdamW, periodic validation, checkpoints, one
+// fixed log line per step on rank 0, metrics.jsonl, NaN/Inf step skipping, and a clean stop on
+// SIGTERM/SIGUSR1 (issue 3 item 6; DESIGN §4).
+//
+//   Trainer trainer(config, model, train_batches, validation_batches, environment);
+//   TrainingSummary summary = trainer.run();   // resumes from <output_dir>/checkpoint if there
+//
+// The loss of a step is the sum of token (or sequence) losses over the global batch divided by
+// the global count (DESIGN §5): backward accumulates gradients of the sums, the DP reduction adds
+// them up, and one scale by 1/count follows, so any layout gives the single-rank result.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "configs/steerlm.pb.h"
+#include "model/checkpoint.h"
+#include "model/llama.h"
+#include "model/metrics.h"
+#include "model/optimizer.h"
+#include "parallel/grad_buckets.h"
+
+namespace steerlm {
+
+class ProcessGrid;
+
+// Where a training job's batches come from. Implemented by the data loader (pipeline/).
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  // This DP rank's micro-batches (parallel.micro_batches of them) for the next optimizer step.
+  virtual std::vector<Batch> next_step() = 0;
+  // Serialised position, stored in checkpoints so a resumed run sees the same samples.
+  virtual std::string save_state() const = 0;
+  virtual void restore_state(const std::string& state) = 0;
+  // Sequences in one global batch (all DP ranks, all micro-batches).
+  virtual int64_t global_batch_sequences() const = 0;
+};
+
+// Everything the loop needs beyond the config and the model.
+struct TrainingEnvironment {
+  int world_rank = 0;
+  ProcessGrid* grid = nullptr;  // DP reduction and stop agreement; null for a single process
+  std::string tokenizer_path;   // copied into every checkpoint
+  // The fields of every checkpoint's manifest the loop cannot know: head, attributes, template.
+  config::CheckpointManifest manifest_template;
+  // Validation split for this DP rank, as ready batches (may be empty).
+  std::vector<Batch> validation_batches;
+  // Steps at which to poison the gradients with NaN (fault-injection tests only).
+  std::vector<int64_t> inject_nan_at_steps;
+  // Attribute names, for per-attribute losses of an attribute head (in head order).
+  std::vector<std::string> attribute_names;
+};
+
+struct ValidationResult {
+  LossSums loss;
+  std::vector<double> per_attribute_mse;  // attribute head only, in head order
+};
+
+struct TrainingSummary {
+  int64_t steps_done = 0;     // optimizer steps completed, including before a resume
+  int64_t skipped_steps = 0;  // steps skipped for a NaN/Inf loss or gradient norm
+  double final_train_loss = 0;
+  ValidationResult final_validation;
+  bool stopped_by_signal = false;
+};
+
+class Trainer {
+ public:
+  Trainer(const config::StageConfig& config, LlamaModel& model, BatchSource& train,
+          TrainingEnvironment environment);
+  ~Trainer();
+
+  TrainingSummary run();
+  // Loss over environment.validation_batches, reduced over DP.
+  ValidationResult validate();
+
+ private:
+  struct StepResult;
+  StepResult train_step(int64_t step);
+  void log_step(int64_t step, const StepResult& result);
+  void log_validation(int64_t step, const ValidationResult& result);
+  void reduce_over_dp(LossSums& loss, int64_t& tokens);
+  void save(int64_t step, bool periodic);
+  bool agree_to_stop();
+  int64_t resume();
+
+  const config::StageConfig& config_;
+  LlamaModel& model_;
+  BatchSource& train_;
+  TrainingEnvironment environment_;
+  std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<GradientBuckets> dp_buckets_;
+  int64_t skipped_total_ = 0;
+  int consecutive_skips_ = 0;
+  double elapsed_s_ = 0;
+  double throughput_time_s_ = 0;  // excludes the first step (warm-up), as llm.c does
+  int64_t throughput_tokens_ = 0;
+};
+
+}  // namespace steerlm

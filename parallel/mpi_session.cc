@@ -1,0 +1,57 @@
+#include "parallel/mpi_session.h"
+
+#include <glog/logging.h>
+#include <mpi.h>
+
+#include "runtime/check.h"
+#include "runtime/process.h"
+
+namespace steerlm {
+
+MpiSession::MpiSession() {
+  start(nullptr, nullptr);
+}
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+  start(argc, argv);
+}
+
+void MpiSession::start(int* argc, char*** argv) {
+  // Initialise MPI once per process, with the thread level steerlm relies on.
+  int initialized = 0;
+  MPI_CHECK(MPI_Initialized(&initialized));
+  CHECK(!initialized) << "MPI is already initialised: create exactly one MpiSession per process";
+  MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &thread_level_));
+  owns_mpi_ = true;
+  MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  CHECK_GE(thread_level_, MPI_THREAD_SERIALIZED)
+      << "this MPI grants thread level " << thread_level_
+      << "; steerlm needs MPI_THREAD_SERIALIZED or better";
+
+  // Record the world rank so every log line and check failure names it.
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank_));
+  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_size_));
+  set_process_rank(world_rank_);
+
+  // The rank among processes sharing this host decides which GPU the rank drives.
+  MPI_Comm host_comm = MPI_COMM_NULL;
+  MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank_, MPI_INFO_NULL,
+                                &host_comm));
+  MPI_CHECK(MPI_Comm_rank(host_comm, &local_rank_));
+  MPI_CHECK(MPI_Comm_size(host_comm, &local_size_));
+  MPI_CHECK(MPI_Comm_free(&host_comm));
+
+  launcher_ = launcher_info_from_env().launcher;
+  VLOG(1) << "MPI started: rank " << world_rank_ << " of " << world_size_ << ", local rank "
+          << local_rank_ << " of " << local_size_ << ", launcher " << launcher_ << ", thread level "
+          << thread_level_;
+}
+
+MpiSession::~MpiSession() {
+  if (!owns_mpi_) return;
+  int finalized = 0;
+  MPI_CHECK(MPI_Finalized(&finalized));
+  if (!finalized) MPI_CHECK(MPI_Finalize());
+}
+
+}  // namespace steerlm

@@ -22,7 +22,7 @@ void send_forward(ProcessGroup& pp, const Tensor& activation) {
 
 Tensor recv_forward(ProcessGroup& pp, const Shape& shape, DType dtype, Device device) {
   check_has_previous(pp, "recv_forward");
-  Tensor activation = Tensor::empty(shape, dtype, device);
+  Tensor activation = Tensor::empty(shape, dtype, device);  // (B, T, C) of a micro-batch, device
   pp.recv(activation, pp.rank() - 1, kPipelineActivationTag);
   return activation;
 }
@@ -34,14 +34,15 @@ void send_backward(ProcessGroup& pp, const Tensor& input_grad) {
 
 Tensor recv_backward(ProcessGroup& pp, const Shape& shape, DType dtype, Device device) {
   check_has_next(pp, "recv_backward");
-  Tensor output_grad = Tensor::empty(shape, dtype, device);
+  Tensor output_grad = Tensor::empty(shape, dtype, device);  // (B, T, C) of a micro-batch, device
   pp.recv(output_grad, pp.rank() + 1, kPipelineGradientTag);
   return output_grad;
 }
 
 Tensor send_forward_recv_backward(ProcessGroup& pp, const Tensor& activation) {
   check_has_next(pp, "send_forward_recv_backward");
-  Tensor output_grad = Tensor::empty(activation.shape(), activation.dtype(), activation.device());
+  Tensor output_grad = Tensor::empty(activation.shape(), activation.dtype(),
+                                     activation.device());  // activation's shape and device
   pp.send_recv(activation, pp.rank() + 1, kPipelineActivationTag, output_grad, pp.rank() + 1,
                kPipelineGradientTag);
   return output_grad;
@@ -49,7 +50,8 @@ Tensor send_forward_recv_backward(ProcessGroup& pp, const Tensor& activation) {
 
 Tensor send_backward_recv_forward(ProcessGroup& pp, const Tensor& input_grad) {
   check_has_previous(pp, "send_backward_recv_forward");
-  Tensor activation = Tensor::empty(input_grad.shape(), input_grad.dtype(), input_grad.device());
+  Tensor activation = Tensor::empty(input_grad.shape(), input_grad.dtype(),
+                                    input_grad.device());  // input_grad's shape and device
   pp.send_recv(input_grad, pp.rank() - 1, kPipelineGradientTag, activation, pp.rank() - 1,
                kPipelineActivationTag);
   return activation;

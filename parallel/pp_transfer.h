@@ -4,7 +4,7 @@
 // grid's pp group. Each direction has its own tag, so the two streams never match each other;
 // within a direction, micro-batches arrive in the order they were sent (MPI's non-overtaking
 // rule; NCCL matches in issue order). Receivers allocate on `device` with the shape and dtype
-// both stages derive from the config: (B/DP/M, T, C) for a Llama activation.
+// both stages derive from the config: (B, T, C) of a micro-batch for a Llama activation.
 //
 // The combined calls serve 1F1B's steady phase, where a stage sends one way while receiving
 // from the other: both transfers are in flight together, so neighbours never deadlock on each

@@ -24,7 +24,12 @@ Device pick_device(const MpiSession& mpi, DeviceKind kind) {
                     " GPUs; launch at most one rank per GPU (e.g. srun --ntasks-per-node=" +
                     std::to_string(gpus) + ")");
   }
-  return Device::cuda(mpi.local_rank());
+  const Device device = Device::cuda(mpi.local_rank());
+#ifdef STEERLM_HAVE_CUDA
+  // Kernels and allocations that name no device land on this rank's GPU.
+  CUDA_CHECK(cudaSetDevice(device.index));
+#endif
+  return device;
 }
 
 }  // namespace

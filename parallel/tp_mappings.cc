@@ -62,7 +62,8 @@ Tensor all_gather_last_dim(ProcessGroup& group, const Tensor& input) {
   const size_t element = dtype_size(input.dtype());
 
   // All-gather stacks the ranks' blocks one after another: (size, ..., d).
-  Tensor stacked = Tensor::empty(Shape{size * input.numel()}, input.dtype(), input.device());
+  Tensor stacked = Tensor::empty(Shape{size * input.numel()}, input.dtype(),
+                                 input.device());  // (size * numel), input's device
   group.all_gather(input, stacked);
 
   // Interleave them into columns: rank r's block becomes columns [r*d, (r+1)*d).

@@ -101,7 +101,7 @@ TEST_F(ConfigTest, UnknownFieldInFileNamesFileLineAndField) {
   EXPECT_EQ(message, path +
                          ":3: unknown field \"stpes\" in steerlm.config.TrainConfig; valid fields: "
                          "steps, global_batch_size, seq_len, seed, val_every, val_batches, "
-                         "log_every, max_consecutive_skips, peak_flops");
+                         "log_every, max_consecutive_skips, peak_flops, inject_nan_at_steps");
 }
 
 TEST_F(ConfigTest, WrongTypeInFileNamesFileLineAndField) {
@@ -117,7 +117,7 @@ TEST_F(ConfigTest, UnknownFieldInOverride) {
   EXPECT_EQ(message,
             "--set train.stpes=3: unknown field \"stpes\" in train; valid fields: steps, "
             "global_batch_size, seq_len, seed, val_every, val_batches, log_every, "
-            "max_consecutive_skips, peak_flops");
+            "max_consecutive_skips, peak_flops, inject_nan_at_steps");
 }
 
 TEST_F(ConfigTest, WrongTypeInOverride) {
@@ -130,7 +130,7 @@ TEST_F(ConfigTest, WrongTypeInOverride) {
   EXPECT_EQ(error_of([&] { load_stage_config("", {"train=3"}, &where); }),
             "--set train=3: field \"train\" is a message; set one of its fields: steps, "
             "global_batch_size, seq_len, seed, val_every, val_batches, log_every, "
-            "max_consecutive_skips, peak_flops");
+            "max_consecutive_skips, peak_flops, inject_nan_at_steps");
 }
 
 TEST_F(ConfigTest, LayoutErrorsPointAtTheField) {

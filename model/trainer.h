@@ -50,6 +50,8 @@ struct TrainingEnvironment {
   config::CheckpointManifest manifest_template;
   // Validation split for this DP rank, as ready batches (may be empty).
   std::vector<Batch> validation_batches;
+  // Lines written to metrics.jsonl when a run starts fresh (e.g. the data report).
+  std::vector<nlohmann::json> initial_metrics;
   // Steps at which to poison the gradients with NaN (fault-injection tests only).
   std::vector<int64_t> inject_nan_at_steps;
   // Attribute names, for per-attribute losses of an attribute head (in head order).

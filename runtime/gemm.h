@@ -30,7 +30,19 @@ void gemm_strided_batched_f32(Transpose transpose_a, Transpose transpose_b, int6
 
 // Tensor GEMM on 2-D tensors, dispatching on the device. Shapes are checked:
 //   a: (M, K) or (K, M) when transposed; b: (K, N) or (N, K) when transposed; c: (M, N).
+// dtypes: cpu: f32 only. cuda: a and b bf16 with c bf16 or f32 (fp32 accumulation), or all f32.
+// On CUDA it is queued on the thread's current stream (runtime/cuda/stream.h).
 void matmul(const Tensor& a, Transpose transpose_a, const Tensor& b, Transpose transpose_b,
             Tensor& c, float alpha = 1.0f, float beta = 0.0f);
+
+// Strided-batched tensor GEMM on 3-D tensors, c[i] = alpha op(a[i]) op(b[i]) + beta c[i]:
+//   a: (batch, M, K) or (batch, K, M); b: (batch, K, N) or (batch, N, K); c: (batch, M, N).
+// Same dtypes and devices as matmul.
+void matmul_batched(const Tensor& a, Transpose transpose_a, const Tensor& b, Transpose transpose_b,
+                    Tensor& c, float alpha = 1.0f, float beta = 0.0f);
+
+// Host sgemm speed, GFLOP/s (2*M*N*K per call), with the current OpenBLAS thread count: the
+// reference that benchmarks report against. One untimed warm-up call, then `repeats` timed ones.
+double measure_sgemm_gflops(int64_t m, int64_t n, int64_t k, int repeats);
 
 }  // namespace steerlm

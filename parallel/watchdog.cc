@@ -44,8 +44,24 @@ std::string stall_message(const OpDescription& description, double waited_s) {
 }  // namespace detail
 
 namespace {
-void log_error_now(const std::string& message);
-[[noreturn]] void end_every_rank();
+
+void log_error_now(const std::string& message) {
+  LOG(ERROR) << message;
+  google::FlushLogFiles(google::GLOG_INFO);
+  std::fflush(stderr);
+}
+
+[[noreturn]] void end_every_rank() {
+  int initialized = 0, finalized = 0;
+  MPI_CHECK(MPI_Initialized(&initialized));
+  MPI_CHECK(MPI_Finalized(&finalized));
+  if (initialized && !finalized) {
+    // Ends every rank of the job; the launcher (mpirun, srun) reports the non-zero status.
+    MPI_CHECK(MPI_Abort(MPI_COMM_WORLD, EXIT_FAILURE));
+  }
+  std::_Exit(EXIT_FAILURE);
+}
+
 }  // namespace
 
 CommRequest::CommRequest(std::unique_ptr<PendingOp> pending, OpDescription description,
@@ -111,24 +127,4 @@ void abort_job(const std::string& message) {
   end_every_rank();
 }
 
-namespace {
-
-void log_error_now(const std::string& message) {
-  LOG(ERROR) << message;
-  google::FlushLogFiles(google::GLOG_INFO);
-  std::fflush(stderr);
-}
-
-void end_every_rank() {
-  int initialized = 0, finalized = 0;
-  MPI_CHECK(MPI_Initialized(&initialized));
-  MPI_CHECK(MPI_Finalized(&finalized));
-  if (initialized && !finalized) {
-    // Ends every rank of the job; the launcher (mpirun, srun) reports the non-zero status.
-    MPI_CHECK(MPI_Abort(MPI_COMM_WORLD, EXIT_FAILURE));
-  }
-  std::_Exit(EXIT_FAILURE);
-}
-
-}  // namespace
 }  // namespace steerlm

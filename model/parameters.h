@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -31,7 +32,8 @@ class ParameterSet {
   ParameterSet(ParameterSet&&) = default;
   ParameterSet& operator=(ParameterSet&&) = default;
 
-  // Adds a zero-initialised parameter and its zero gradient; the name must be new.
+  // Adds a zero-initialised parameter and its zero gradient; the name must be new. The returned
+  // reference stays valid as more parameters are added.
   Parameter& add(const std::string& name, const Shape& shape, bool weight_decay,
                  Device device = Device::cpu());
 
@@ -43,17 +45,17 @@ class ParameterSet {
   const Parameter& at(const std::string& name) const;
 
   size_t size() const { return parameters_.size(); }
-  std::vector<Parameter>::iterator begin() { return parameters_.begin(); }
-  std::vector<Parameter>::iterator end() { return parameters_.end(); }
-  std::vector<Parameter>::const_iterator begin() const { return parameters_.begin(); }
-  std::vector<Parameter>::const_iterator end() const { return parameters_.end(); }
+  std::deque<Parameter>::iterator begin() { return parameters_.begin(); }
+  std::deque<Parameter>::iterator end() { return parameters_.end(); }
+  std::deque<Parameter>::const_iterator begin() const { return parameters_.begin(); }
+  std::deque<Parameter>::const_iterator end() const { return parameters_.end(); }
 
   // Total elements over all parameters (this rank's shards).
   int64_t numel() const;
   void zero_grad();
 
  private:
-  std::vector<Parameter> parameters_;
+  std::deque<Parameter> parameters_;  // a deque: references from add() stay valid
   std::unordered_map<std::string, size_t> index_;
 };
 

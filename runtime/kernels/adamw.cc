@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "runtime/kernels/threading.h"
+
 namespace steerlm::kernels {
 
 template <typename T>
@@ -17,7 +19,7 @@ void adamw_update(T* weight, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n
   const T bias1 = static_cast<T>(1.0 - std::pow(hyper.beta1, static_cast<double>(hyper.step)));
   const T bias2_sqrt =
       static_cast<T>(std::sqrt(1.0 - std::pow(hyper.beta2, static_cast<double>(hyper.step))));
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > kMinParallelWork)
   for (int64_t i = 0; i < n; ++i) {
     const T g = grad[i] * scale;
     exp_avg[i] = beta1 * exp_avg[i] + (T(1) - beta1) * g;
@@ -32,7 +34,7 @@ double sum_of_squares(const T* values, int64_t n) {
   constexpr int64_t kBlock = 4096;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<double> partial(blocks, 0.0);  // (blocks)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kMinParallelWork)
   for (int64_t block = 0; block < blocks; ++block) {
     double sum = 0;
     const int64_t end = std::min(n, (block + 1) * kBlock);

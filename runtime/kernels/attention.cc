@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/kernels/blas.h"
+#include "runtime/kernels/threading.h"
 
 namespace steerlm::kernels {
 namespace {
@@ -61,7 +62,7 @@ void attention_forward(const AttentionShape& shape, const T* q, const T* k, cons
       // Scores, then the masked softmax of each query row.
       gemm<T>(Transpose::kNo, Transpose::kYes, seq, seq, hs, scale, q_bh, shape.q_stride, k_bg,
               shape.kv_stride, T(0), p_bh, seq);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (seq * seq > kMinParallelWork)
       for (int64_t t = 0; t < seq; ++t) softmax_range(p_bh + t * seq, seq, starts[t], t + 1);
 
       // Weighted sum of values.
@@ -93,7 +94,7 @@ void attention_backward(const AttentionShape& shape, const T* dout, const T* q, 
               v + kv_offset, shape.kv_stride, T(0), dscores.data(), seq);
 
       // Softmax backward: dS = P * (dP - sum_s dP * P), times the score scale.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (seq * seq > kMinParallelWork)
       for (int64_t t = 0; t < seq; ++t) {
         const T* p_row = p_bh + t * seq;
         T* d_row = dscores.data() + t * seq;

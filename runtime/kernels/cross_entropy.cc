@@ -4,13 +4,15 @@
 #include <cmath>
 #include <vector>
 
+#include "runtime/kernels/threading.h"
+
 namespace steerlm::kernels {
 
 template <typename T>
 double cross_entropy_forward(T* logits, const int32_t* targets, const float* mask, int64_t rows,
                              int64_t vocab) {
   std::vector<double> row_loss(rows, 0.0);  // (N), summed in order below for determinism
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * vocab > kMinParallelWork)
   for (int64_t row = 0; row < rows; ++row) {
     if (mask[row] == 0.0f) continue;
     T* x = logits + row * vocab;
@@ -35,7 +37,7 @@ double cross_entropy_forward(T* logits, const int32_t* targets, const float* mas
 template <typename T>
 void cross_entropy_backward(T* probs, const int32_t* targets, const float* mask, int64_t rows,
                             int64_t vocab, T scale) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * vocab > kMinParallelWork)
   for (int64_t row = 0; row < rows; ++row) {
     T* p = probs + row * vocab;
     if (mask[row] == 0.0f) {

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 
+#include "runtime/kernels/threading.h"
+
 namespace steerlm::kernels {
 
 template <typename T>
 void embedding_forward(const int32_t* tokens, int64_t n, const T* table, int64_t channels, T* out) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * channels > kMinParallelWork)
   for (int64_t i = 0; i < n; ++i) {
     std::copy(table + tokens[i] * channels, table + (tokens[i] + 1) * channels, out + i * channels);
   }
@@ -19,7 +21,7 @@ void embedding_backward(const int32_t* tokens, int64_t n, const T* dout, int64_t
   // the same element and each element sums its tokens in order.
   constexpr int64_t kColumnBlock = 16;
   const int64_t blocks = (channels + kColumnBlock - 1) / kColumnBlock;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * channels > kMinParallelWork)
   for (int64_t block = 0; block < blocks; ++block) {
     const int64_t begin = block * kColumnBlock;
     const int64_t end = std::min(channels, begin + kColumnBlock);

@@ -4,12 +4,14 @@
 #include <cmath>
 #include <vector>
 
+#include "runtime/kernels/threading.h"
+
 namespace steerlm::kernels {
 
 template <typename T>
 void rmsnorm_forward(const T* x, const T* weight, int64_t rows, int64_t channels, double eps,
                      T* out, T* rstd) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * channels > kMinParallelWork)
   for (int64_t row = 0; row < rows; ++row) {
     const T* in = x + row * channels;
     T sum_sq = 0;
@@ -29,7 +31,7 @@ void rmsnorm_backward(const T* dout, const T* x, const T* weight, const T* rstd,
   const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
   std::vector<T> partial(blocks * channels, T(0));  // (blocks, C)
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * channels > kMinParallelWork)
   for (int64_t block = 0; block < blocks; ++block) {
     T* block_dweight = partial.data() + block * channels;
     const int64_t end = std::min(rows, (block + 1) * kRowBlock);

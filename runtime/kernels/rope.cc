@@ -3,6 +3,8 @@
 #include <cmath>
 #include <vector>
 
+#include "runtime/kernels/threading.h"
+
 namespace steerlm::kernels {
 
 template <typename T>
@@ -16,7 +18,7 @@ void rope_apply(T* x, int64_t rows, int64_t heads, int64_t head_size, int64_t ro
   }
   const T sign = direction == RopeDirection::kForward ? T(1) : T(-1);
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * heads * head_size > kMinParallelWork)
   for (int64_t row = 0; row < rows; ++row) {
     std::vector<T> cos_values(half), sin_values(half);  // (HS/2)
     for (int64_t i = 0; i < half; ++i) {

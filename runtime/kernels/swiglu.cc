@@ -2,11 +2,13 @@
 
 #include <cmath>
 
+#include "runtime/kernels/threading.h"
+
 namespace steerlm::kernels {
 
 template <typename T>
 void swiglu_forward(const T* gate, const T* up, int64_t n, T* out) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > kMinParallelWork)
   for (int64_t i = 0; i < n; ++i) {
     const T sigmoid = T(1) / (T(1) + std::exp(-gate[i]));
     out[i] = gate[i] * sigmoid * up[i];
@@ -15,7 +17,7 @@ void swiglu_forward(const T* gate, const T* up, int64_t n, T* out) {
 
 template <typename T>
 void swiglu_backward(const T* dout, const T* gate, const T* up, int64_t n, T* dgate, T* dup) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > kMinParallelWork)
   for (int64_t i = 0; i < n; ++i) {
     const T sigmoid = T(1) / (T(1) + std::exp(-gate[i]));
     const T silu = gate[i] * sigmoid;

@@ -5,6 +5,7 @@
 #include "parallel/mpi_communicator.h"
 #include "parallel/watchdog.h"
 #include "runtime/check.h"
+#include "runtime/cuda/stream.h"
 
 #ifdef STEERLM_HAVE_CUDA
 
@@ -79,7 +80,7 @@ class NcclCommunicator : public Communicator {
   std::unique_ptr<PendingOp> all_reduce(Tensor& tensor, ReduceOp op) override {
     check_device(tensor, device_index_, "all_reduce");
     NCCL_CHECK_NONBLOCKING(ncclAllReduce(tensor.raw(), tensor.raw(), tensor.numel(),
-                                         reduction_type(tensor), nccl_op(op), comm_, kStream));
+                                         reduction_type(tensor), nccl_op(op), comm_, stream()));
     return finish_enqueue("all_reduce");
   }
 
@@ -88,7 +89,7 @@ class NcclCommunicator : public Communicator {
     check_device(output, device_index_, "all_gather");
     CHECK_EQ(output.nbytes(), input.nbytes() * size_) << "all_gather output size";
     NCCL_CHECK_NONBLOCKING(
-        ncclAllGather(input.raw(), output.raw(), input.nbytes(), ncclUint8, comm_, kStream));
+        ncclAllGather(input.raw(), output.raw(), input.nbytes(), ncclUint8, comm_, stream()));
     return finish_enqueue("all_gather");
   }
 
@@ -99,14 +100,14 @@ class NcclCommunicator : public Communicator {
     CHECK(input.dtype() == output.dtype()) << "reduce_scatter dtypes differ";
     CHECK_EQ(input.numel(), output.numel() * size_) << "reduce_scatter input size";
     NCCL_CHECK_NONBLOCKING(ncclReduceScatter(input.raw(), output.raw(), output.numel(),
-                                             reduction_type(input), nccl_op(op), comm_, kStream));
+                                             reduction_type(input), nccl_op(op), comm_, stream()));
     return finish_enqueue("reduce_scatter");
   }
 
   std::unique_ptr<PendingOp> broadcast(Tensor& tensor, int root) override {
     check_device(tensor, device_index_, "broadcast");
     NCCL_CHECK_NONBLOCKING(ncclBroadcast(tensor.raw(), tensor.raw(), tensor.nbytes(), ncclUint8,
-                                         root, comm_, kStream));
+                                         root, comm_, stream()));
     return finish_enqueue("broadcast");
   }
 
@@ -114,14 +115,14 @@ class NcclCommunicator : public Communicator {
   std::unique_ptr<PendingOp> send(const Tensor& tensor, int peer, int tag) override {
     check_device(tensor, device_index_, "send");
     NCCL_CHECK_NONBLOCKING(
-        ncclSend(tensor.raw(), tensor.nbytes(), ncclUint8, peer, comm_, kStream));
+        ncclSend(tensor.raw(), tensor.nbytes(), ncclUint8, peer, comm_, stream()));
     return finish_enqueue("send");
   }
 
   std::unique_ptr<PendingOp> recv(Tensor& tensor, int peer, int tag) override {
     check_device(tensor, device_index_, "recv");
     NCCL_CHECK_NONBLOCKING(
-        ncclRecv(tensor.raw(), tensor.nbytes(), ncclUint8, peer, comm_, kStream));
+        ncclRecv(tensor.raw(), tensor.nbytes(), ncclUint8, peer, comm_, stream()));
     return finish_enqueue("recv");
   }
 
@@ -133,9 +134,9 @@ class NcclCommunicator : public Communicator {
     check_device(received, device_index_, "send_recv");
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK_NONBLOCKING(
-        ncclSend(sent.raw(), sent.nbytes(), ncclUint8, send_peer, comm_, kStream));
+        ncclSend(sent.raw(), sent.nbytes(), ncclUint8, send_peer, comm_, stream()));
     NCCL_CHECK_NONBLOCKING(
-        ncclRecv(received.raw(), received.nbytes(), ncclUint8, recv_peer, comm_, kStream));
+        ncclRecv(received.raw(), received.nbytes(), ncclUint8, recv_peer, comm_, stream()));
     NCCL_CHECK_NONBLOCKING(ncclGroupEnd());
     return finish_enqueue("send_recv");
   }
@@ -143,13 +144,14 @@ class NcclCommunicator : public Communicator {
   // NCCL has no barrier; a one-element all-reduce synchronises the group's devices.
   std::unique_ptr<PendingOp> barrier() override {
     NCCL_CHECK_NONBLOCKING(
-        ncclAllReduce(barrier_scratch_, barrier_scratch_, 1, ncclInt32, ncclSum, comm_, kStream));
+        ncclAllReduce(barrier_scratch_, barrier_scratch_, 1, ncclInt32, ncclSum, comm_, stream()));
     return finish_enqueue("barrier");
   }
 
  private:
-  // The default stream keeps communication in order with the model's kernels.
-  static constexpr cudaStream_t kStream = nullptr;
+  // The calling thread's current stream (runtime/cuda/stream.h), so communication is queued in
+  // order with the kernels around it; a caller that wants overlap scopes a StreamGuard.
+  cudaStream_t stream() const { return current_cuda_stream(Device::cuda(device_index_)); }
 
   std::unique_ptr<PendingOp> finish_enqueue(const char* op);
   void wait_for_comm_state(const char* op);
@@ -218,7 +220,7 @@ std::unique_ptr<PendingOp> NcclCommunicator::finish_enqueue(const char* op) {
   wait_for_comm_state(op);
   cudaEvent_t event = nullptr;
   CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
-  CUDA_CHECK(cudaEventRecord(event, kStream));
+  CUDA_CHECK(cudaEventRecord(event, stream()));
   return std::make_unique<NcclPendingOp>(comm_, event);
 }
 

@@ -3,9 +3,10 @@
 // The group's rank 0 creates an NCCL unique id and broadcasts it over the group's MPI
 // communicator; every rank then joins with ncclCommInitRankConfig in non-blocking mode
 // (config.blocking = 0), so no NCCL call can block the host: each one returns at once, and
-// ncclCommGetAsyncError reports progress and errors. Operations run on the default CUDA stream,
-// in order with the model's kernels; a PendingOp completes when a CUDA event recorded after the
-// operation has fired. On a stall or an asynchronous error the watchdog calls ncclCommAbort.
+// ncclCommGetAsyncError reports progress and errors. Operations run on the calling thread's
+// current CUDA stream (runtime/cuda/stream.h), in order with the model's kernels; a PendingOp
+// completes when a CUDA event recorded after the operation has fired. On a stall or an asynchronous
+// error the watchdog calls ncclCommAbort.
 #pragma once
 
 #include <mpi.h>

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "runtime/check.h"
+#include "runtime/cuda/stream.h"
 
 namespace steerlm {
 namespace {
@@ -30,9 +31,9 @@ void copy_rows_strided(void* destination, size_t destination_pitch, const void* 
   }
 #ifdef STEERLM_HAVE_CUDA
   CUDA_CHECK(cudaSetDevice(device.index));
-  // Ordered on the default stream with the model's kernels and NCCL (nccl_communicator.h).
-  CUDA_CHECK(cudaMemcpy2D(destination, destination_pitch, source, source_pitch, row_bytes, rows,
-                          cudaMemcpyDeviceToDevice));
+  // Queued on the current stream, in order with the model's kernels and NCCL.
+  CUDA_CHECK(cudaMemcpy2DAsync(destination, destination_pitch, source, source_pitch, row_bytes,
+                               rows, cudaMemcpyDeviceToDevice, current_cuda_stream(device)));
 #else
   LOG(FATAL) << "strided copies on " << device.str() << " need the CUDA backend";
 #endif

@@ -164,6 +164,7 @@ TEST(GemmDeathTest, MismatchedShapesNameTheOperands) {
 
 TEST(GemmBenchmarkTest, MeasuresAPositiveFiniteRate) {
   const double gflops = measure_sgemm_gflops(96, 80, 64, 5);
+  RecordProperty("sgemm_96x80x64_gflops", std::to_string(gflops));
   EXPECT_TRUE(std::isfinite(gflops));
   // Even one slow core does more than 0.05 GFLOP/s on a 96x80x64 sgemm.
   EXPECT_GT(gflops, 0.05);

@@ -10,6 +10,12 @@
 
 namespace steerlm::kernels {
 
+// True when OpenBLAS runs single-threaded and OpenMP has several threads: the kernels then
+// own the parallelism (one thread pool, no OpenBLAS and OpenMP threads competing for cores):
+// GEMMs split their rows across OpenMP threads and attention runs (batch, KV head) pairs in
+// parallel. Call openblas_set_num_threads(1) at start-up to choose this mode.
+bool kernels_own_threads();
+
 template <typename T>
 void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, T alpha,
           const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);

@@ -106,7 +106,13 @@ TEST(CudaOpsTest, ElementwiseOpsMatchTheHostBitForBit) {
     EXPECT_EQ(dsum.to_floats(), sum.to_floats()) << n;
     EXPECT_EQ(dproduct.to_floats(), product.to_floats()) << n;
     EXPECT_EQ(dscaled.to_floats(), scaled.to_floats()) << n;
-    EXPECT_EQ(daxpy.to_floats(), axpy.to_floats()) << n;
+    // axpy rounds twice on both sides unless a host build with -march=native fuses it: one
+    // rounding of the operands' scale apart at most.
+    std::vector<float> device_axpy = daxpy.to_floats();
+    for (int64_t i = 0; i < n; ++i) {
+      const double scale = std::fabs(b.f32()[i]) + 1.3 * std::fabs(a.f32()[i]);
+      ASSERT_NEAR(device_axpy[i], axpy.f32()[i], 1.2e-7 * scale) << i;
+    }
   }
 }
 
@@ -187,6 +193,9 @@ TEST(CudaStreamTest, OpsRunOnTheGuardedStreamAndStreamsOrderByEvents) {
 struct GemmSize {
   int64_t m, n, k;
 };
+void PrintTo(const GemmSize& size, std::ostream* out) {
+  *out << size.m << "x" << size.n << "x" << size.k;
+}
 
 // Device GEMM against float64 of the very inputs it saw (bf16-rounded when bf16).
 class CudaGemmTest

@@ -21,6 +21,9 @@ using testing::reference_gemm;
 struct Size {
   int64_t m, n, k;
 };
+void PrintTo(const Size& size, std::ostream* out) {
+  *out << size.m << "x" << size.n << "x" << size.k;
+}
 
 class GemmTest : public ::testing::TestWithParam<std::tuple<Size, Transpose, Transpose>> {};
 

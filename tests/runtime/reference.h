@@ -5,11 +5,24 @@
 
 #include <cmath>
 #include <cstdint>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "runtime/gemm.h"
+
+namespace steerlm {
+
+// Readable parameters in gtest's and ctest's test listings.
+inline void PrintTo(Transpose transpose, std::ostream* out) {
+  *out << (transpose == Transpose::kYes ? "T" : "N");
+}
+inline void PrintTo(DType dtype, std::ostream* out) {
+  *out << dtype_name(dtype);
+}
+
+}  // namespace steerlm
 
 namespace steerlm::testing {
 

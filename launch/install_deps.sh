@@ -12,7 +12,7 @@ packages=(
   libsentencepiece-dev sentencepiece
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   nlohmann-json3-dev
-  python3 python3-numpy
+  python3 python3-numpy python3-torch python3-venv
   slurm-wlm munge
 )
 

@@ -1,9 +1,14 @@
 #include "launch/cli.h"
 
 #include <glog/logging.h>
+#include <mpi.h>
 
+#include <chrono>
 #include <iostream>
+#include <thread>
 
+#include "parallel/mpi_session.h"
+#include "runtime/check.h"
 #include "runtime/error.h"
 #include "runtime/process.h"
 
@@ -31,11 +36,45 @@ config::StageConfig load_validated_config(const StageOptions& options,
   return config;
 }
 
+MpiSession& process_mpi_session() {
+  // MPI is initialised once per process and finalised at exit, after every command has
+  // destroyed its process grid.
+  static MpiSession session;
+  return session;
+}
+
 namespace {
 
 // Only rank 0 prints a user error, so an error every rank hits appears once.
 void print_error_line(const std::string& message) {
   if (process_rank() == 0) std::cerr << "steerlm: error: " << message << std::endl;
+}
+
+// After a user error in a multi-rank job: when every rank failed alike (a config or data error
+// each rank found), all reach the barrier and exit 1 quietly. When only some did, the others are
+// inside a collective; the barrier times out and the failing rank reports and aborts the job, so
+// nothing hangs until the watchdog deadline.
+void leave_multi_rank_job(const std::string& message) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (!initialized || finalized) return;
+  int world_size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  if (world_size == 1) return;
+  constexpr double kAgreementSeconds = 10.0;
+  MPI_Request request;
+  MPI_CHECK(MPI_Ibarrier(MPI_COMM_WORLD, &request));
+  const double deadline = MPI_Wtime() + kAgreementSeconds;
+  int done = 0;
+  while (!done && MPI_Wtime() < deadline) {
+    MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+    if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (done) return;
+  std::cerr << "steerlm: error on rank " << process_rank() << ": " << message
+            << " (other ranks are still running; aborting the job)" << std::endl;
+  MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
 }  // namespace
@@ -59,9 +98,11 @@ int run_cli(int argc, char** argv) {
     return 2;
   } catch (const UsageError& error) {
     print_error_line(error.what());
+    leave_multi_rank_job(error.what());
     return 2;
   } catch (const UserError& error) {
     print_error_line(error.what());
+    leave_multi_rank_job(error.what());
     return 1;
   }
   return 0;

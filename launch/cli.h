@@ -29,6 +29,12 @@ config::StageConfig load_validated_config(const StageOptions& options,
                                           const std::vector<std::string>& flag_overrides,
                                           int world_size, FieldLocations* locations);
 
+class MpiSession;
+
+// The process's MPI session, started on first use (under mpirun, srun, or as a singleton) and
+// finalised at exit. Commands that communicate call this; --help and parse errors never do.
+MpiSession& process_mpi_session();
+
 // Registers every command of DESIGN §4 on `app`.
 void register_commands(CLI::App& app);
 

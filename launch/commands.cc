@@ -2,8 +2,8 @@
 
 #include "launch/cli.h"
 #include "launch/stage.h"
+#include "parallel/mpi_session.h"
 #include "runtime/error.h"
-#include "runtime/process.h"
 
 namespace steerlm {
 
@@ -19,12 +19,12 @@ CLI::App* add_unbuilt_command(CLI::App& parent, const std::string& name, const s
   std::string full_name = parent.get_parent() ? parent.get_name() + " " + name : name;
   command->callback([options, full_name, issue] {
     if (!options->config_path.empty() || !options->overrides.empty()) {
-      const LauncherInfo launcher = launcher_info_from_env();
+      MpiSession& mpi = process_mpi_session();
       FieldLocations locations;
       config::StageConfig config =
-          load_validated_config(*options, {}, launcher.world_size, &locations);
+          load_validated_config(*options, {}, mpi.world_size(), &locations);
       if (!config.output_dir().empty()) {
-        begin_stage(full_name, config, launcher.world_rank, launcher.world_size);
+        begin_stage(full_name, config, mpi.world_rank(), mpi.world_size());
       }
     }
     fail_not_built(full_name, issue);

@@ -8,6 +8,7 @@
 #include "runtime/file_util.h"
 #include "runtime/logging.h"
 #include "runtime/process.h"
+#include "runtime/threads.h"
 
 namespace steerlm {
 
@@ -18,7 +19,8 @@ void begin_stage(const std::string& command, const config::StageConfig& config, 
   }
   log_to_directory(config.output_dir(), rank);
   LOG(INFO) << "steerlm " << command << " on " << world_size << " rank(s), rank " << rank
-            << " on host " << host_name();
+            << " on host " << host_name() << ", threads: OpenBLAS " << current_openblas_threads()
+            << " x OpenMP " << current_openmp_threads();
   if (rank != 0) return;
   LOG(INFO) << "provenance: " << provenance_line(current_provenance());
   const std::string resolved = config_to_text(config);

@@ -124,7 +124,7 @@ ThreadPolicy apply_thread_policy() {
   if (policy.openmp_threads * policy.openblas_threads > policy.budget) {
     LOG(WARNING) << policy.reason;
   } else {
-    LOG(INFO) << policy.reason;
+    VLOG(1) << policy.reason;  // begin_stage logs the counts into each job's log
   }
   return policy;
 }

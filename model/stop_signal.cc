@@ -30,4 +30,8 @@ int stop_signal_number() {
   return g_stop_signal;
 }
 
+void clear_stop_request() {
+  g_stop_signal = 0;
+}
+
 }  // namespace steerlm

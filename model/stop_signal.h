@@ -15,4 +15,7 @@ bool stop_requested();
 // The signal number received, or 0.
 int stop_signal_number();
 
+// Forgets a received signal (a process that trains again after stopping, such as a test).
+void clear_stop_request();
+
 }  // namespace steerlm

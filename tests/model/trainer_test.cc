@@ -43,7 +43,9 @@ class SyntheticBatches : public BatchSource {
     // Two sequences of different lengths, padded to 12: padding must not count.
     std::vector<std::vector<int32_t>> sequences(2);
     for (int s = 0; s < 2; ++s) {
-      for (int t = 0; t < 12 - 3 * s; ++t) sequences[s].push_back(random() % vocab_);
+      // A learnable pattern: each token is the previous one plus one, from a random start.
+      const int32_t start = random() % vocab_;
+      for (int t = 0; t < 12 - 3 * s; ++t) sequences[s].push_back((start + t) % vocab_);
     }
     Batch batch = make_padded_batch(sequences, 12);
     batch.targets = Tensor::zeros(batch.tokens.shape(), DType::kI32);

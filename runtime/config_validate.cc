@@ -43,7 +43,8 @@ void validate_model(const config::StageConfig& config, const Validator& check) {
       kv_heads > 0 && model.n_heads() % kv_heads == 0, "model.config.n_kv_heads",
       std::to_string(kv_heads) + " does not divide n_heads " + std::to_string(model.n_heads()));
   check.require(model.ffn_hidden() > 0, "model.config.ffn_hidden", "must be positive");
-  check.require(model.vocab_size() > 0, "model.config.vocab_size", "must be positive");
+  // 0 means "the tokenizer's vocabulary", resolved when the tokenizer is loaded.
+  check.require(model.vocab_size() >= 0, "model.config.vocab_size", "must not be negative");
 }
 
 void validate_layout(const config::StageConfig& config, const Validator& check, int world_size) {

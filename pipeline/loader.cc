@@ -46,9 +46,10 @@ std::vector<int64_t> assign_rows(const std::vector<TokenizedSample>& samples,
 }
 
 // Lays the sequences `ids` out as one micro-batch.
-Batch build_batch(const std::vector<TokenizedSample>& samples, const std::vector<int64_t>& ids,
-                  const LoaderOptions& options, int64_t attributes) {
-  Batch batch;
+LoaderBatch build_batch(const std::vector<TokenizedSample>& samples,
+                        const std::vector<int64_t>& ids, const LoaderOptions& options,
+                        int64_t attributes) {
+  LoaderBatch batch;
   std::vector<int64_t> row_fill;
   const std::vector<int64_t> rows = assign_rows(samples, ids, options, &row_fill);
   const int64_t longest =
@@ -146,15 +147,16 @@ std::vector<int64_t> DataLoader::peek_global_batch() const {
   return take(&copy);
 }
 
-std::vector<Batch> DataLoader::next_step(int dp_rank, int dp_size, int micro_batches) {
+std::vector<LoaderBatch> DataLoader::next_step(int dp_rank, int dp_size, int micro_batches) {
   std::vector<int64_t> global_batch = take(&state_);
   return shard_global_batch(samples_, std::move(global_batch), dp_rank, dp_size, micro_batches,
                             options_);
 }
 
-std::vector<Batch> shard_global_batch(const std::vector<TokenizedSample>& samples,
-                                      std::vector<int64_t> global_batch, int dp_rank, int dp_size,
-                                      int micro_batches, const LoaderOptions& options) {
+std::vector<LoaderBatch> shard_global_batch(const std::vector<TokenizedSample>& samples,
+                                            std::vector<int64_t> global_batch, int dp_rank,
+                                            int dp_size, int micro_batches,
+                                            const LoaderOptions& options) {
   const int64_t chunks = static_cast<int64_t>(dp_size) * micro_batches;
   const int64_t size = static_cast<int64_t>(global_batch.size());
   if (chunks <= 0 || size % chunks != 0) {
@@ -176,12 +178,12 @@ std::vector<Batch> shard_global_batch(const std::vector<TokenizedSample>& sample
   // Rank r's micro-batch m is chunk m*DP + r.
   const int64_t per_chunk = size / chunks;
   const int64_t attributes = attribute_count(samples);
-  std::vector<Batch> batches;
+  std::vector<LoaderBatch> batches;
   for (int m = 0; m < micro_batches; ++m) {
     const int64_t chunk = static_cast<int64_t>(m) * dp_size + dp_rank;
     std::vector<int64_t> ids(global_batch.begin() + chunk * per_chunk,
                              global_batch.begin() + (chunk + 1) * per_chunk);
-    Batch batch = build_batch(samples, ids, options, attributes);
+    LoaderBatch batch = build_batch(samples, ids, options, attributes);
     batch.global_trained_tokens = global_trained;
     batch.global_sequences = size;
     batches.push_back(std::move(batch));
@@ -189,15 +191,16 @@ std::vector<Batch> shard_global_batch(const std::vector<TokenizedSample>& sample
   return batches;
 }
 
-std::vector<Batch> validation_batches(const std::vector<TokenizedSample>& samples,
-                                      const LoaderOptions& options, int dp_rank, int dp_size) {
+std::vector<LoaderBatch> validation_batches(const std::vector<TokenizedSample>& samples,
+                                            const LoaderOptions& options, int dp_rank,
+                                            int dp_size) {
   CHECK(dp_rank >= 0 && dp_rank < dp_size);
   int64_t total_trained = 0;
   for (const TokenizedSample& sample : samples) total_trained += trained_targets(sample);
   const int64_t count = static_cast<int64_t>(samples.size());
   const int64_t attributes = attribute_count(samples);
 
-  std::vector<Batch> batches;
+  std::vector<LoaderBatch> batches;
   for (int64_t start = 0; start < count; start += options.global_batch_size) {
     // This rank's even share of the global batch [start, end).
     const int64_t end = std::min(count, start + options.global_batch_size);
@@ -206,7 +209,7 @@ std::vector<Batch> validation_batches(const std::vector<TokenizedSample>& sample
     const int64_t stop = start + size * (dp_rank + 1) / dp_size;
     std::vector<int64_t> ids(stop - begin);
     std::iota(ids.begin(), ids.end(), begin);
-    Batch batch = build_batch(samples, ids, options, attributes);
+    LoaderBatch batch = build_batch(samples, ids, options, attributes);
     batch.global_trained_tokens = total_trained;
     batch.global_sequences = count;
     batches.push_back(std::move(batch));

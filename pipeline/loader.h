@@ -1,12 +1,14 @@
-// The data loader: epochs, shuffling, global batches, and their sharding over data-parallel
-// ranks and micro-batches (DESIGN §4 "Parallel layout", §5 "Equivalence"). No MPI inside: every
-// rank builds the same loader and asks for its own shard.
+// The data loader (LoaderBatch: host vectors; pipeline/train_stage.cc makes model Batches): epochs,
+// shuffling, global batches, and their sharding over data-parallel ranks and micro-batches (DESIGN
+// §4 "Parallel layout", §5 "Equivalence"). No MPI inside: every rank builds the same loader and
+// asks for its own shard.
 //
 //   DataLoader loader(data.train, data.part_weights, {config.train().global_batch_size(),
 //                     config.train().seq_len(), config.train().seed(), config.data().packing()});
 //   loader.restore(state_from_checkpoint);                    // optional
 //   for (int step = ...) {
-//     std::vector<Batch> micro = loader.next_step(dp_rank, dp_size, micro_batches);  // M batches
+//     std::vector<LoaderBatch> micro = loader.next_step(dp_rank, dp_size, micro_batches);  // M
+//     batches
 //     ... forward/backward each; normalise by micro[m].global_trained_tokens ...
 //     checkpoint.loader_state = loader.state();
 //   }
@@ -25,12 +27,12 @@
 
 namespace steerlm {
 
-// The value in Batch::targets for positions that carry no loss.
+// The value in LoaderBatch::targets for positions that carry no loss.
 constexpr int32_t kIgnoreTarget = -100;
 
 // One micro-batch for the model. Letters: B rows, T positions (<= train.seq_len), S sequences
 // (S == B unless packed), A attributes.
-struct Batch {
+struct LoaderBatch {
   int64_t rows = 0;                      // B
   int64_t seq_len = 0;                   // T
   std::vector<int32_t> tokens;           // (B, T), cpu: input ids; 0 at padding
@@ -73,7 +75,7 @@ class DataLoader {
   // The global batch of the next optimizer step, this rank's share of it as `micro_batches`
   // micro-batches, and the loader advanced past it. Throws UserError when
   // G is not a multiple of dp_size * micro_batches.
-  std::vector<Batch> next_step(int dp_rank, int dp_size, int micro_batches);
+  std::vector<LoaderBatch> next_step(int dp_rank, int dp_size, int micro_batches);
 
   // Sample indices of the next global batch (whole, unsorted), without advancing.
   std::vector<int64_t> peek_global_batch() const;
@@ -98,15 +100,16 @@ class DataLoader {
 
 // Builds this rank's micro-batches from one global batch of sample indices (the layout-free core
 // of next_step, exposed for validation and tests).
-std::vector<Batch> shard_global_batch(const std::vector<TokenizedSample>& samples,
-                                      std::vector<int64_t> global_batch, int dp_rank, int dp_size,
-                                      int micro_batches, const LoaderOptions& options);
+std::vector<LoaderBatch> shard_global_batch(const std::vector<TokenizedSample>& samples,
+                                            std::vector<int64_t> global_batch, int dp_rank,
+                                            int dp_size, int micro_batches,
+                                            const LoaderOptions& options);
 
 // Validation in a fixed order: global batches of G samples (the last may be short), each split as
 // evenly as possible over the DP ranks, one micro-batch per global batch (possibly empty:
 // rows == 0). global_trained_tokens and global_sequences count the WHOLE validation split, so
 // summing loss_sum / global_trained_tokens over all batches and ranks gives the mean.
-std::vector<Batch> validation_batches(const std::vector<TokenizedSample>& samples,
-                                      const LoaderOptions& options, int dp_rank, int dp_size);
+std::vector<LoaderBatch> validation_batches(const std::vector<TokenizedSample>& samples,
+                                            const LoaderOptions& options, int dp_rank, int dp_size);
 
 }  // namespace steerlm

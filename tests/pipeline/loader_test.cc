@@ -33,9 +33,9 @@ std::vector<TokenizedSample> make_samples(int count, int attributes = 0) {
   return samples;
 }
 
-std::vector<int64_t> ids_of(const std::vector<Batch>& batches) {
+std::vector<int64_t> ids_of(const std::vector<LoaderBatch>& batches) {
   std::vector<int64_t> ids;
-  for (const Batch& batch : batches)
+  for (const LoaderBatch& batch : batches)
     ids.insert(ids.end(), batch.sample_ids.begin(), batch.sample_ids.end());
   return ids;
 }
@@ -67,7 +67,7 @@ TEST(Loader, ResumingMidEpochContinuesWithTheSameSamples) {
   const auto samples = make_samples(20);
   const LoaderOptions options{8, 16, 3, false};
   DataLoader uninterrupted(samples, {}, options);
-  std::vector<std::vector<Batch>> expected;
+  std::vector<std::vector<LoaderBatch>> expected;
   for (int step = 0; step < 6; ++step) expected.push_back(uninterrupted.next_step(1, 2, 2));
 
   DataLoader first(samples, {}, options);
@@ -77,7 +77,7 @@ TEST(Loader, ResumingMidEpochContinuesWithTheSameSamples) {
   DataLoader resumed(samples, {}, options);
   resumed.restore(saved);
   for (int step = 2; step < 6; ++step) {
-    std::vector<Batch> got = resumed.next_step(1, 2, 2);
+    std::vector<LoaderBatch> got = resumed.next_step(1, 2, 2);
     ASSERT_EQ(got.size(), expected[step].size());
     for (size_t m = 0; m < got.size(); ++m) {
       EXPECT_EQ(got[m].sample_ids, expected[step][m].sample_ids) << "step " << step;
@@ -91,7 +91,7 @@ TEST(Loader, GlobalBatchIsIndependentOfTheLayout) {
   const auto samples = make_samples(32);
   const LoaderOptions options{16, 16, 11, false};
   DataLoader single(samples, {}, options);
-  const std::vector<Batch> whole = single.next_step(0, 1, 1);
+  const std::vector<LoaderBatch> whole = single.next_step(0, 1, 1);
   ASSERT_EQ(whole.size(), 1u);
   std::multiset<int64_t> expected(whole[0].sample_ids.begin(), whole[0].sample_ids.end());
   for (auto [dp, micro] : std::vector<std::pair<int, int>>{{2, 1}, {2, 4}, {4, 2}, {1, 8}}) {
@@ -99,7 +99,7 @@ TEST(Loader, GlobalBatchIsIndependentOfTheLayout) {
     int64_t trained = 0;
     for (int rank = 0; rank < dp; ++rank) {
       DataLoader loader(samples, {}, options);
-      for (const Batch& batch : loader.next_step(rank, dp, micro)) {
+      for (const LoaderBatch& batch : loader.next_step(rank, dp, micro)) {
         got.insert(batch.sample_ids.begin(), batch.sample_ids.end());
         trained += batch.trained_tokens;
         EXPECT_EQ(batch.global_trained_tokens, whole[0].global_trained_tokens);
@@ -117,7 +117,7 @@ TEST(Loader, GlobalBatchIsIndependentOfTheLayout) {
 TEST(Loader, PaddedBatchFieldsAreExact) {
   const auto samples = make_samples(3, 3);  // lengths 3, 4, 5
   const LoaderOptions options{3, 16, 1, false};
-  const Batch batch = shard_global_batch(samples, {2, 0, 1}, 0, 1, 1, options)[0];
+  const LoaderBatch batch = shard_global_batch(samples, {2, 0, 1}, 0, 1, 1, options)[0];
   EXPECT_EQ(batch.rows, 3);
   EXPECT_EQ(batch.seq_len, 8);  // longest 5, padded to a multiple of 8
   EXPECT_EQ(batch.sample_ids, (std::vector<int64_t>{0, 1, 2}));  // sorted by length
@@ -139,7 +139,7 @@ TEST(Loader, PaddedBatchFieldsAreExact) {
 TEST(Loader, PackingKeepsSequencesApart) {
   const auto samples = make_samples(4);  // lengths 3, 4, 5, 6
   const LoaderOptions options{4, 9, 1, true};
-  const Batch batch = shard_global_batch(samples, {0, 1, 2, 3}, 0, 1, 1, options)[0];
+  const LoaderBatch batch = shard_global_batch(samples, {0, 1, 2, 3}, 0, 1, 1, options)[0];
   // First fit in length order: [3, 4] [5] [6] -> rows of 7, 5, 6 tokens; T = min(9, 8).
   EXPECT_EQ(batch.rows, 3);
   EXPECT_EQ(batch.seq_len, 8);
@@ -170,7 +170,7 @@ TEST(Loader, ValidationCoversEverySampleOnceAcrossRanks) {
   const LoaderOptions options{4, 16, 1, false};
   std::multiset<int64_t> seen;
   for (int rank = 0; rank < 2; ++rank) {
-    for (const Batch& batch : validation_batches(samples, options, rank, 2)) {
+    for (const LoaderBatch& batch : validation_batches(samples, options, rank, 2)) {
       seen.insert(batch.sample_ids.begin(), batch.sample_ids.end());
       EXPECT_EQ(batch.global_sequences, 11);
     }

@@ -1,0 +1,209 @@
+#include "pipeline/train_stage.h"
+
+#include <glog/logging.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "model/checkpoint.h"
+#include "model/trainer.h"
+#include "parallel/mpi_session.h"
+#include "parallel/process_grid.h"
+#include "pipeline/dataset.h"
+#include "pipeline/loader.h"
+#include "pipeline/synth.h"
+#include "pipeline/tokenizer_sentencepiece.h"
+#include "runtime/error.h"
+#include "runtime/file_util.h"
+
+namespace steerlm {
+namespace fs = std::filesystem;
+
+const char* training_task_command(TrainingTask task) {
+  return task == TrainingTask::kAttributeModel ? "train-attr" : "sft";
+}
+
+namespace {
+
+// The loader's micro-batch (host vectors, -100 at untrained targets, -1 at padding) as the
+// model's batch (host tensors, a loss mask, segment 0 at padding).
+Batch to_model_batch(const LoaderBatch& source) {
+  const Shape tokens_shape{source.rows, source.seq_len};
+  Batch batch;
+  batch.tokens = Tensor::from_ints(source.tokens, tokens_shape);        // (B, T) i32, cpu
+  batch.positions = Tensor::from_ints(source.positions, tokens_shape);  // (B, T) i32, cpu
+  batch.segments = Tensor::empty(tokens_shape, DType::kI32);            // (B, T) i32, cpu
+  batch.targets = Tensor::empty(tokens_shape, DType::kI32);             // (B, T) i32, cpu
+  batch.loss_mask = Tensor::empty(tokens_shape, DType::kF32);           // (B, T) f32, cpu
+  for (int64_t i = 0; i < tokens_shape.numel(); ++i) {
+    batch.segments.i32()[i] = source.sequence_ids[i] + 1;
+    const bool trained = source.targets[i] != kIgnoreTarget;
+    batch.targets.i32()[i] = trained ? source.targets[i] : 0;
+    batch.loss_mask.f32()[i] = trained ? 1.0f : 0.0f;
+  }
+  if (source.attributes > 0) {
+    const int64_t sequences = static_cast<int64_t>(source.lengths.size());
+    batch.attribute_targets =
+        Tensor::from_floats(source.attribute_targets, Shape{sequences, source.attributes});
+  }
+  return batch;
+}
+
+std::vector<Batch> to_model_batches(const std::vector<LoaderBatch>& sources) {
+  std::vector<Batch> batches;
+  for (const LoaderBatch& source : sources) {
+    if (source.rows > 0) batches.push_back(to_model_batch(source));
+  }
+  return batches;
+}
+
+// This DP rank's view of the data loader, for the training loop.
+class LoaderBatchSource : public BatchSource {
+ public:
+  LoaderBatchSource(DataLoader& loader, const ProcessGrid& grid, int micro_batches,
+                    int64_t global_batch)
+      : loader_(loader),
+        dp_rank_(grid.dp_rank()),
+        dp_size_(grid.dp_size()),
+        micro_batches_(micro_batches),
+        global_batch_(global_batch) {}
+
+  std::vector<Batch> next_step() override {
+    return to_model_batches(loader_.next_step(dp_rank_, dp_size_, micro_batches_));
+  }
+  std::string save_state() const override {
+    return std::to_string(loader_.state().epoch) + " " + std::to_string(loader_.state().position);
+  }
+  void restore_state(const std::string& text) override {
+    std::istringstream in(text);
+    LoaderState state;
+    if (!(in >> state.epoch >> state.position)) {
+      throw UserError("checkpoint data_loader_state \"" + text + "\" is not \"EPOCH POSITION\"");
+    }
+    loader_.restore(state);
+  }
+  int64_t global_batch_sequences() const override { return global_batch_; }
+
+ private:
+  DataLoader& loader_;
+  int dp_rank_, dp_size_, micro_batches_;
+  int64_t global_batch_;
+};
+
+// The architecture: the checkpoint's when starting from one, else the config's, with the
+// vocabulary taken from the tokenizer when the config leaves it out.
+config::ModelConfig resolve_architecture(const config::StageConfig& config,
+                                         const Tokenizer& tokenizer) {
+  config::ModelConfig model = config.model().config();
+  if (!config.model().init_from().empty()) {
+    model = read_checkpoint_manifest(config.model().init_from()).model();
+  }
+  if (model.vocab_size() == 0) model.set_vocab_size(tokenizer.vocab_size());
+  if (model.vocab_size() < tokenizer.vocab_size()) {
+    throw UserError("model.config.vocab_size: " + std::to_string(model.vocab_size()) +
+                    " is smaller than the tokenizer's " + std::to_string(tokenizer.vocab_size()) +
+                    " pieces (" + config.tokenizer() + "); raise it or leave it unset");
+  }
+  return model;
+}
+
+// Starts from model.init_from: every trunk weight must be there; a head the checkpoint lacks
+// (an attribute head on a language model) keeps its fresh initialisation.
+void load_initial_weights(const std::string& directory, LlamaModel& model) {
+  config::CheckpointManifest manifest = read_checkpoint_manifest(directory);
+  check_checkpoint_matches(directory, manifest, model.config(), "");
+  std::vector<NamedTensor> stored = read_checkpoint_tensors(directory, manifest);
+  int loaded = 0;
+  for (const NamedTensor& tensor : stored) {
+    Parameter* parameter = model.parameters().find(tensor.name);
+    if (parameter == nullptr) continue;  // e.g. lm_head.weight when training an attribute head
+    if (!(parameter->value.shape() == tensor.tensor.shape())) {
+      throw UserError(directory + ": " + tensor.name + " has shape " + tensor.tensor.shape().str() +
+                      ", the model expects " + parameter->value.shape().str());
+    }
+    parameter->value.copy_from(tensor.tensor);
+    ++loaded;
+  }
+  for (const Parameter& parameter : model.parameters()) {
+    const bool is_head =
+        parameter.name.rfind("attribute_head.", 0) == 0 || parameter.name.rfind("lm_head.", 0) == 0;
+    bool found = false;
+    for (const NamedTensor& tensor : stored) found = found || tensor.name == parameter.name;
+    if (!found && !is_head) {
+      throw UserError(directory + ": checkpoint has no " + parameter.name);
+    }
+  }
+  LOG(INFO) << "initialised " << loaded << " parameters from " << directory;
+}
+
+void write_done(const config::StageConfig& config) {
+  write_file_atomic(fs::path(config.output_dir()) / "DONE", "");
+}
+
+}  // namespace
+
+void run_training_stage(TrainingTask task, const config::StageConfig& stage_config,
+                        const FieldLocations& where, MpiSession& mpi) {
+  std::unique_ptr<ProcessGrid> grid = ProcessGrid::create(mpi, stage_config, where);
+  const bool attribute_task = task == TrainingTask::kAttributeModel;
+
+  // Data: tokenizer, samples (every rank reads; the token cache is written atomically).
+  config::StageConfig config = stage_config;
+  if (config.tokenizer().empty() && !config.model().init_from().empty()) {
+    const fs::path directory = config.model().init_from();
+    config.set_tokenizer(
+        checkpoint_tokenizer_path(directory, read_checkpoint_manifest(directory)).string());
+  }
+  if (config.tokenizer().empty()) {
+    throw UserError(
+        "tokenizer: not set; name a SentencePiece .model or llama2.c .bin file, or "
+        "embedded:default");
+  }
+  if (is_embedded_spec(config.tokenizer())) {
+    // Checkpoints carry a copy of the tokenizer file, so the embedded one gets a real file.
+    const fs::path materialised = fs::path(config.output_dir()) / "tokenizer.model";
+    write_file_atomic(materialised, embedded_tokenizer_model());
+    config.set_tokenizer(materialised.string());
+  }
+  std::unique_ptr<Tokenizer> tokenizer = load_stage_tokenizer(config);
+  StageData data = load_stage_data(
+      config, *tokenizer, attribute_task ? SampleTask::kAttributes : SampleTask::kLanguageModel);
+  if (grid->world_rank() == 0) data.report.write(config.output_dir());
+
+  // Model: from scratch or from model.init_from.
+  const config::ModelConfig architecture = resolve_architecture(config, *tokenizer);
+  ModelOptions options;
+  options.init_std = config.model().init_std();
+  options.activation_recompute = config.model().activation_recompute();
+  LlamaModel model(architecture, attribute_task ? HeadKind::kAttribute : HeadKind::kLanguageModel,
+                   static_cast<int>(data.attributes.size()), config.train().seed(), options);
+  if (!config.model().init_from().empty()) load_initial_weights(config.model().init_from(), model);
+
+  // The loop, fed by this rank's share of each global batch.
+  LoaderOptions loader_options{config.train().global_batch_size(), config.train().seq_len(),
+                               config.train().seed(), config.data().packing()};
+  DataLoader loader(data.train, data.part_weights, loader_options);
+  LoaderBatchSource source(loader, *grid, config.parallel().micro_batches(),
+                           config.train().global_batch_size());
+  TrainingEnvironment environment;
+  environment.world_rank = grid->world_rank();
+  environment.grid = grid.get();
+  environment.tokenizer_path = config.tokenizer();
+  environment.attribute_names = data.attributes;
+  environment.validation_batches = to_model_batches(
+      validation_batches(data.validation, loader_options, grid->dp_rank(), grid->dp_size()));
+  environment.initial_metrics = {data.report.metrics_line()};
+  environment.inject_nan_at_steps.assign(config.train().inject_nan_at_steps().begin(),
+                                         config.train().inject_nan_at_steps().end());
+  config::CheckpointManifest& manifest = environment.manifest_template;
+  manifest.set_head(attribute_task ? kHeadAttribute : kHeadLanguageModel);
+  for (const std::string& name : data.attributes) manifest.add_attributes(name);
+  *manifest.mutable_chat_template() = config.chat_template();
+
+  Trainer trainer(config, model, source, std::move(environment));
+  TrainingSummary summary = trainer.run();
+  if (summary.stopped_by_signal) return;  // no DONE: a re-run resumes from the checkpoint
+  if (grid->world_rank() == 0) write_done(config);
+}
+
+}  // namespace steerlm

@@ -50,20 +50,19 @@ class SentencePieceTokenizer : public Tokenizer {
 };
 
 std::unordered_map<std::string, std::string> trainer_arguments(int vocab_size) {
-  return {
-      {"model_type", "bpe"},
-      {"vocab_size", std::to_string(vocab_size)},
-      {"byte_fallback", "true"},
-      {"character_coverage", "1.0"},
-      // The markers stay whole; "\n" too, since user-defined symbols bypass normalization.
-      {"user_defined_symbols",
-       std::string(kSystemMarker) + "," + kTurnMarker + "," + kLabelMarker + ",\n"},
-      {"hard_vocab_limit", "false"},
-      {"split_digits", "true"},
-      {"num_threads", "1"},
-      {"minloglevel", "2"},
-      {"input_sentence_size", "2000000"},
-      {"shuffle_input_sentence", "false"}};
+  return {{"model_type", "bpe"},
+          {"vocab_size", std::to_string(vocab_size)},
+          {"byte_fallback", "true"},
+          {"character_coverage", "1.0"},
+          // The markers stay whole; "\n" too, since user-defined symbols bypass normalization.
+          {"user_defined_symbols",
+           std::string(kSystemMarker) + "," + kTurnMarker + "," + kLabelMarker + ",\n"},
+          {"hard_vocab_limit", "false"},
+          {"split_digits", "true"},
+          {"num_threads", "1"},
+          {"minloglevel", "2"},
+          {"input_sentence_size", "2000000"},
+          {"shuffle_input_sentence", "false"}};
 }
 
 }  // namespace

@@ -136,9 +136,9 @@ TEST(TokenizerSentencePiece, TrainProducesALoadableModelWithWholeMarkers) {
   }
   const std::string input = dir.file("corpus.txt", corpus);
   const std::string model = dir.path() + "/tok.model";
-  train_sentencepiece({input}, 320, model);
+  train_sentencepiece({input}, 400, model);
   auto tokenizer = Tokenizer::load(model);
-  EXPECT_LE(tokenizer->vocab_size(), 320);
+  EXPECT_LE(tokenizer->vocab_size(), 400);
   EXPECT_GT(tokenizer->vocab_size(), 259);
   const auto ids = tokenizer->encode("<extra_id_1>");
   EXPECT_EQ(ids.size(), 2u);  // dummy prefix + the marker as one user-defined piece
@@ -147,7 +147,7 @@ TEST(TokenizerSentencePiece, TrainProducesALoadableModelWithWholeMarkers) {
   EXPECT_EQ(tokenizer->decode(tokenizer->encode(text)), text);
   // Deterministic: training twice gives the same bytes.
   const std::string again = dir.path() + "/again.model";
-  train_sentencepiece({input}, 320, again);
+  train_sentencepiece({input}, 400, again);
   EXPECT_EQ(read_file(model), read_file(again));
   EXPECT_THROW(train_sentencepiece({input}, 100, again), UserError);
 }

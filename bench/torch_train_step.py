@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference for bench/train_step_bench: the same Llama training step (forward,
-backward, AdamW) on the CPU. Prints one JSON line: tokens_per_s, step_s, threads.
+backward, AdamW) on the CPU. Prints one JSON line: tokens_per_s and step_s of the fastest
+step, and the thread settings.
 
 Thread settings are arguments so the bench states them: --torch-threads sets
 torch.set_num_threads (intra-op OpenMP); OpenBLAS's own threads come from OPENBLAS_NUM_THREADS.
@@ -102,11 +103,13 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    step()  # warm-up, kept out of the average
-    start = time.perf_counter()
+    step()  # warm-up, kept out of the measurement
+    # The fastest step: on a shared machine the least disturbed one (the C++ side does the same).
+    elapsed = float("inf")
     for _ in range(a.steps):
+        start = time.perf_counter()
         step()
-    elapsed = (time.perf_counter() - start) / a.steps
+        elapsed = min(elapsed, time.perf_counter() - start)
     print(json.dumps({"tokens_per_s": a.batch * a.seq / elapsed, "step_s": elapsed,
                       "torch_threads": torch.get_num_threads(),
                       "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),

@@ -53,6 +53,12 @@ Tensor attribute_targets() {
   return Tensor::from_floats({1, -100, 3, 0.5f, 2, 4, -100, 1, 2}, {3, 3});
 }
 
+ModelOptions init_std(float std) {
+  ModelOptions options;
+  options.init_std = std;
+  return options;
+}
+
 void expect_close(const std::vector<float>& a, const std::vector<float>& b, double tolerance,
                   const std::string& what) {
   ASSERT_EQ(a.size(), b.size()) << what;
@@ -76,7 +82,7 @@ std::map<std::string, std::vector<float>> run_forward_backward(LlamaModel& model
 
 TEST(LlamaModel, PaddedAndPackedBatchesAgree) {
   for (HeadKind head : {HeadKind::kLanguageModel, HeadKind::kAttribute}) {
-    LlamaModel model(tiny_config(), head, 3, 11, ModelOptions{0.2f});
+    LlamaModel model(tiny_config(), head, 3, 11, init_std(0.2f));
     Batch padded = padded_batch(), packed = packed_batch();
     padded.attribute_targets = packed.attribute_targets = attribute_targets();
     LossSums padded_sums, packed_sums;
@@ -92,7 +98,7 @@ TEST(LlamaModel, PaddedAndPackedBatchesAgree) {
 }
 
 TEST(LlamaModel, PackedLogitsEqualPaddedLogits) {
-  LlamaModel model(tiny_config(), HeadKind::kLanguageModel, 0, 11, ModelOptions{0.2f});
+  LlamaModel model(tiny_config(), HeadKind::kLanguageModel, 0, 11, init_std(0.2f));
   const std::vector<float> padded = model.logits(padded_batch()).to_floats();  // (3, 6, 11)
   const std::vector<float> packed = model.logits(packed_batch()).to_floats();  // (2, 8, 11)
   // (padded row, packed row, packed offset) per sequence.
@@ -109,7 +115,7 @@ TEST(LlamaModel, PackedLogitsEqualPaddedLogits) {
 }
 
 TEST(LlamaModel, KvCacheDecodingMatchesFullForward) {
-  LlamaModel model(tiny_config(), HeadKind::kLanguageModel, 0, 5, ModelOptions{0.3f});
+  LlamaModel model(tiny_config(), HeadKind::kLanguageModel, 0, 5, init_std(0.3f));
   // Prefill prompts of different lengths in one call, then decode 3 steps, one row finished.
   KvCache cache = model.new_kv_cache(3, 12);
   Tensor prompts = Tensor::from_ints({3, 7, 1, 9, 6, 4, 10, 0, 0, 0, 5, 8, 8, 1, 0}, {3, 5});
@@ -143,10 +149,10 @@ TEST(LlamaModel, KvCacheDecodingMatchesFullForward) {
 
 TEST(LlamaModel, PipelineShardsChainToTheWholeModel) {
   const config::ModelConfig config = tiny_config();
-  LlamaModel whole(config, HeadKind::kLanguageModel, 0, 9, ModelOptions{0.2f});
-  ModelOptions first_options{0.2f}, last_options{0.2f};
-  first_options.shard = ModelShard{0, 1, true, false};
-  last_options.shard = ModelShard{1, 2, false, true};
+  LlamaModel whole(config, HeadKind::kLanguageModel, 0, 9, init_std(0.2f));
+  ModelOptions first_options = init_std(0.2f), last_options = init_std(0.2f);
+  first_options.shard = ModelShard{0, 1, true, false, 0, 1};
+  last_options.shard = ModelShard{1, 2, false, true, 0, 1};
   LlamaModel first(config, HeadKind::kLanguageModel, 0, 9, first_options);
   LlamaModel last(config, HeadKind::kLanguageModel, 0, 9, last_options);
   EXPECT_EQ(first.parameters().size() + last.parameters().size(), whole.parameters().size());

@@ -198,7 +198,13 @@ void run_training_stage(TrainingTask task, const config::StageConfig& stage_conf
   config::CheckpointManifest& manifest = environment.manifest_template;
   manifest.set_head(attribute_task ? kHeadAttribute : kHeadLanguageModel);
   for (const std::string& name : data.attributes) manifest.add_attributes(name);
-  *manifest.mutable_chat_template() = config.chat_template();
+  // The template with every field explicit, so generation renders exactly what training saw.
+  config::ChatTemplate& chat_template = *manifest.mutable_chat_template();
+  chat_template = config.chat_template();
+  chat_template.set_system_prompt(config.chat_template().system_prompt());
+  chat_template.set_markers_as_special_tokens(config.chat_template().markers_as_special_tokens());
+  chat_template.set_add_bos(config.chat_template().add_bos());
+  chat_template.set_add_eos(config.chat_template().add_eos());
 
   Trainer trainer(config, model, source, std::move(environment));
   TrainingSummary summary = trainer.run();

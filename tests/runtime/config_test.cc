@@ -1,4 +1,4 @@
-// Config loading, --set overrides and validation errors (DESIGN §4): exact messages with FILE:LINE.
+// Config loading, --set overrides and validation errors (DESIGN §4): exact messages, FILE:LINE.
 #include "runtime/config.h"
 
 #include <gtest/gtest.h>

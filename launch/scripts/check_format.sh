@@ -12,7 +12,8 @@ fi
 if ! clang-format --dry-run --Werror "${sources[@]}" 2>/tmp/steerlm_format.$$; then
   grep -E '^[^ ].*error:' /tmp/steerlm_format.$$ | head -20
   rm -f /tmp/steerlm_format.$$
-  echo "check_format: sources above are not clang-formatted; run launch/scripts/check_format.sh --fix"
+  echo "check_format: the sources above are not formatted;" \
+    "run launch/scripts/check_format.sh --fix"
   exit 1
 fi
 rm -f /tmp/steerlm_format.$$

@@ -24,6 +24,7 @@ struct Trainer::StepResult {
   float lr = 0;
   double seconds = 0;
   bool skipped = false;
+  PipelineBubble bubble;
 };
 
 namespace {
@@ -41,10 +42,8 @@ int64_t real_tokens(const Batch& batch) {
 
 // Model FLOPs per trained-over token: 6 per parameter (forward + backward) plus causal
 // attention's score and value products, 6 * L * T * C (half of the full 12 * L * T * C).
-double flops_per_token(const LlamaModel& model, int64_t seq_len) {
-  const config::ModelConfig& c = model.config();
-  return 6.0 * static_cast<double>(model.parameters().numel()) +
-         6.0 * c.n_layers() * static_cast<double>(seq_len) * c.dim();
+double flops_per_token(const config::ModelConfig& c, double parameters, int64_t seq_len) {
+  return 6.0 * parameters + 6.0 * c.n_layers() * static_cast<double>(seq_len) * c.dim();
 }
 
 std::string step_directory_name(int64_t step) {
@@ -70,13 +69,19 @@ Trainer::Trainer(const config::StageConfig& config, LlamaModel& model, BatchSour
                  TrainingEnvironment environment)
     : config_(config), model_(model), train_(train), environment_(std::move(environment)) {
   ProcessGrid* grid = environment_.grid;
-  // TODO(parallel): TP and PP training (sharded layers, 1F1B) land with issue 5; until then
-  // only data parallelism is wired into the loop, and other layouts fail here, loudly.
-  CHECK(grid == nullptr || (grid->tp_size() == 1 && grid->pp_size() == 1))
-      << "the training loop supports data parallelism only so far (tp=" << grid->tp_size()
-      << ", pp=" << grid->pp_size() << ")";
-  optimizer_ = std::make_unique<AdamW>(config_.optim(), model_.parameters());
-  if (grid != nullptr && grid->dp_size() > 1) {
+  // TODO(tp): once the model splits weights over TP, the gradient norm must count parameters
+  // replicated over TP (norms, biases) once, and checkpoints must pass the TP coordinates.
+  CHECK(grid == nullptr || grid->tp_size() == 1)
+      << "the training loop does not support tensor parallelism yet (tp=" << grid->tp_size() << ")";
+  schedule_ = std::make_unique<PipelineSchedule>(model_, grid);
+
+  // The optimizer: AdamW state sharded over DP (ZeRO-1), or whole on every replica.
+  if (grid != nullptr && config_.parallel().zero1()) {
+    zero1_ = std::make_unique<Zero1AdamW>(config_.optim(), model_.parameters(), grid->dp());
+  } else {
+    optimizer_ = std::make_unique<AdamW>(config_.optim(), model_.parameters());
+  }
+  if (zero1_ == nullptr && grid != nullptr && grid->dp_size() > 1) {
     // Gradients become final in reverse registration order (the head first).
     std::vector<Tensor> grads;
     for (auto it = model_.parameters().end(); it != model_.parameters().begin();) {
@@ -84,21 +89,72 @@ Trainer::Trainer(const config::StageConfig& config, LlamaModel& model, BatchSour
     }
     dp_buckets_ = std::make_unique<GradientBuckets>(grads, config_.parallel().bucket_mb());
   }
+
+  // The whole model's size, for the FLOP rate (f32: a count for a rate, not an index).
+  total_parameters_ = static_cast<double>(model_.parameters().numel());
+  if (grid != nullptr) {
+    Tensor count = Tensor::from_floats({static_cast<float>(total_parameters_)}, Shape{1});
+    grid->model().all_reduce(count);
+    total_parameters_ = count.f32()[0];
+  }
 }
 
 Trainer::~Trainer() = default;
 
-void Trainer::reduce_over_dp(LossSums& loss, int64_t& tokens) {
-  if (environment_.grid == nullptr || environment_.grid->dp_size() == 1) return;
-  // Sums travel as f32 and counts as i32: exact for counts, 1e-7 relative for the loss sum.
-  Tensor sums = Tensor::from_floats({static_cast<float>(loss.sum)}, Shape{1});
-  Tensor counts =
-      Tensor::from_ints({static_cast<int32_t>(loss.count), static_cast<int32_t>(tokens)}, Shape{2});
-  environment_.grid->dp().all_reduce(sums);
-  environment_.grid->dp().all_reduce(counts);
-  loss.sum = sums.f32()[0];
-  loss.count = counts.i32()[0];
-  tokens = counts.i32()[1];
+bool Trainer::holds_loss() const {
+  // The last stage computes the loss; TP ranks of a stage hold copies of it, counted once.
+  const ProcessGrid* grid = environment_.grid;
+  return grid == nullptr || (grid->is_last_stage() && grid->tp_rank() == 0);
+}
+
+void Trainer::synchronise_gradients() {
+  if (zero1_ != nullptr) {
+    zero1_->reduce_scatter_gradients();
+  } else if (dp_buckets_ != nullptr) {
+    dp_buckets_->all_reduce(environment_.grid->dp());
+  }
+}
+
+void Trainer::reduce_step_totals(StepResult& result, const PipelineTiming& timing) {
+  ProcessGrid* grid = environment_.grid;
+  if (!holds_loss()) {
+    result.loss = LossSums{};
+    result.tokens = 0;
+  }
+  PipelineBubble& bubble = result.bubble;
+  if (grid == nullptr) return;
+
+  // One sum over the world: loss and token counts come from the ranks that hold the loss, the
+  // schedule times from every rank. Sums travel as f32 (1e-7 relative), counts as exact i32.
+  Tensor sums =
+      Tensor::from_floats({static_cast<float>(result.loss.sum), static_cast<float>(timing.idle_s()),
+                           static_cast<float>(timing.compute_s), static_cast<float>(timing.wall_s)},
+                          Shape{4});
+  Tensor counts = Tensor::from_ints(
+      {static_cast<int32_t>(result.loss.count), static_cast<int32_t>(result.tokens)}, Shape{2});
+  grid->world().all_reduce(sums);
+  grid->world().all_reduce(counts);
+  result.loss.sum = sums.f32()[0];
+  result.loss.count = counts.i32()[0];
+  result.tokens = counts.i32()[1];
+
+  const float idle = sums.f32()[1], compute = sums.f32()[2], wall = sums.f32()[3];
+  bubble.idle_share = wall > 0 ? idle / wall : 0.0;
+  bubble.bubble = compute > 0 ? idle / compute : 0.0;
+  bubble.ideal_bubble =
+      static_cast<double>(grid->pp_size() - 1) / std::max(1, config_.parallel().micro_batches());
+}
+
+double Trainer::global_grad_norm() {
+  const double local =
+      zero1_ != nullptr ? zero1_->shard_grad_norm_sq() : AdamW::grad_norm_sq(model_.parameters());
+  ProcessGrid* grid = environment_.grid;
+  if (grid == nullptr) return std::sqrt(local);
+  // Each element once: stages hold different parameters, and DP replicas hold the same summed
+  // gradients, except under ZeRO-1 where each dp rank holds its own slice of them.
+  Tensor norm_sq = Tensor::from_floats({static_cast<float>(local)}, Shape{1});
+  (zero1_ != nullptr ? grid->world() : grid->model()).all_reduce(norm_sq);
+  return std::sqrt(static_cast<double>(norm_sq.f32()[0]));
 }
 
 Trainer::StepResult Trainer::train_step(int64_t step) {
@@ -107,31 +163,41 @@ Trainer::StepResult Trainer::train_step(int64_t step) {
   ParameterSet& parameters = model_.parameters();
   parameters.zero_grad();
 
-  // Forward and backward over this rank's micro-batches: gradients of the loss sums.
-  for (const Batch& micro_batch : train_.next_step()) {
-    Activations saved;
-    result.loss += model_.forward(micro_batch, saved);
-    model_.backward(saved, 1.0f);
-    result.tokens += real_tokens(micro_batch);
-  }
+  // Forward and backward of this replica's micro-batches through the pipeline (1F1B):
+  // gradients of the loss sums.
+  const std::vector<Batch> micro_batches = train_.next_step();
+  const PipelineStepResult pipeline = schedule_->train_step(micro_batches);
+  result.loss = pipeline.loss;
+  for (const Batch& micro_batch : micro_batches) result.tokens += real_tokens(micro_batch);
   for (int64_t poisoned : environment_.inject_nan_at_steps) {
     if (poisoned == step + 1) parameters.begin()->grad.f32()[0] = std::nanf("");
   }
 
-  // Sum gradients and loss over the DP replicas, then divide by the global count.
-  if (dp_buckets_ != nullptr) dp_buckets_->all_reduce(environment_.grid->dp());
-  reduce_over_dp(result.loss, result.tokens);
+  // Sum gradients over the DP replicas and the loss over the world, then divide by the global
+  // count.
+  synchronise_gradients();
+  reduce_step_totals(result, pipeline.timing);
   const float inverse_count = result.loss.count > 0 ? 1.0f / result.loss.count : 0.0f;
-  for (Parameter& parameter : parameters) ops::scale(parameter.grad, inverse_count, parameter.grad);
+  if (zero1_ != nullptr) {
+    zero1_->scale_gradients(inverse_count);
+  } else {
+    for (Parameter& parameter : parameters) {
+      ops::scale(parameter.grad, inverse_count, parameter.grad);
+    }
+  }
 
   // Clip and update, unless the loss or the gradient norm is not finite.
-  result.grad_norm = std::sqrt(AdamW::grad_norm_sq(parameters));
+  result.grad_norm = global_grad_norm();
   result.lr = learning_rate(config_.optim(), step, config_.train().steps());
   const double loss = result.loss.mean();
   result.skipped =
       !std::isfinite(loss) || !std::isfinite(result.grad_norm) || result.loss.count == 0;
   if (!result.skipped) {
-    optimizer_->step(parameters, result.lr, result.grad_norm);
+    if (zero1_ != nullptr) {
+      zero1_->step(result.lr, result.grad_norm);
+    } else {
+      optimizer_->step(parameters, result.lr, result.grad_norm);
+    }
     consecutive_skips_ = 0;
   } else {
     ++skipped_total_;
@@ -143,13 +209,20 @@ Trainer::StepResult Trainer::train_step(int64_t step) {
 
 void Trainer::log_step(int64_t step, const StepResult& result) {
   elapsed_s_ += result.seconds;
+  last_bubble_ = result.bubble;
   if (step > 1) {  // the first step warms caches and allocators; keep it out of throughput
     throughput_time_s_ += result.seconds;
     throughput_tokens_ += result.tokens;
+    bubble_sum_.idle_share += result.bubble.idle_share;
+    bubble_sum_.bubble += result.bubble.bubble;
+    bubble_sum_.ideal_bubble += result.bubble.ideal_bubble;
+    ++bubble_steps_;
   }
   if (environment_.world_rank != 0) return;
   const double tokens_per_s = result.tokens / std::max(result.seconds, 1e-9);
-  const double flops = tokens_per_s * flops_per_token(model_, config_.train().seq_len());
+  const double flops =
+      tokens_per_s * flops_per_token(model_.config(), total_parameters_, config_.train().seq_len());
+  const bool pipelined = environment_.grid != nullptr && environment_.grid->pp_size() > 1;
   char line[320];
   std::snprintf(line, sizeof(line),
                 "step %5lld/%d | loss %.4f | lr %.2e | grad_norm %.4f | %8.1f ms | %8.0f tok/s | "
@@ -160,6 +233,11 @@ void Trainer::log_step(int64_t step, const StepResult& result) {
   if (config_.train().peak_flops() > 0) {
     std::snprintf(line, sizeof(line), " | MFU %.1f%%",
                   100.0 * flops / config_.train().peak_flops());
+    text += line;
+  }
+  if (pipelined) {
+    std::snprintf(line, sizeof(line), " | bubble %.2f (ideal %.2f)", result.bubble.bubble,
+                  result.bubble.ideal_bubble);
     text += line;
   }
   if (result.skipped) text += " | SKIPPED (non-finite loss or grad norm)";
@@ -177,6 +255,11 @@ void Trainer::log_step(int64_t step, const StepResult& result) {
                             {"flops_per_s", flops},
                             {"skipped", result.skipped},
                             {"skipped_total", skipped_total_}};
+  if (pipelined) {
+    metrics["pipeline_bubble"] = result.bubble.bubble;
+    metrics["pipeline_bubble_ideal"] = result.bubble.ideal_bubble;
+    metrics["pipeline_idle_share"] = result.bubble.idle_share;
+  }
   // JSON has no NaN: a skipped step's non-finite values are written as null.
   for (const char* key : {"loss", "grad_norm"}) {
     if (!std::isfinite(metrics[key].get<double>())) metrics[key] = nullptr;
@@ -184,33 +267,72 @@ void Trainer::log_step(int64_t step, const StepResult& result) {
   metrics_->write(metrics);
 }
 
-ValidationResult Trainer::validate() {
-  ValidationResult result;
-  const int n_attributes = model_.head_kind() == HeadKind::kAttribute ? model_.n_attributes() : 0;
-  std::vector<float> squared_error(n_attributes, 0.0f), present(n_attributes, 0.0f);
-  for (const Batch& batch : environment_.validation_batches) {
-    result.loss += model_.evaluate(batch);
-    if (n_attributes == 0) continue;
+void Trainer::accumulate_attribute_errors(const Batch& batch, const Tensor& last_stage_input,
+                                          std::vector<double>& squared_error,
+                                          std::vector<int32_t>& present) {
+  const int n_attributes = model_.n_attributes();
+  if (environment_.grid == nullptr || environment_.grid->pp_size() == 1) {
     // Per-attribute squared error at each sequence's end, skipping missing targets (-100).
     Tensor predictions = model_.predict_attributes(batch);  // (S, A) f32, cpu
     const float* predicted = predictions.f32();
     const float* target = batch.attribute_targets.f32();  // (S, A) f32, cpu
     for (int64_t i = 0; i < predictions.numel(); ++i) {
       if (target[i] == -100.0f) continue;
-      const float error = predicted[i] - target[i];
+      const double error = predicted[i] - target[i];
       squared_error[i % n_attributes] += error * error;
-      present[i % n_attributes] += 1.0f;
+      present[i % n_attributes] += 1;
+    }
+    return;
+  }
+  // TODO(pp): LlamaModel::predict_attributes reads tokens, not the stage's input, so a last
+  // stage gets each attribute's errors from its loss instead: with only attribute a present, a
+  // sequence's masked MSE is its squared error on a, and the count is the sequences having a.
+  // That costs one forward of the stage per attribute; a hidden_in overload would avoid it.
+  for (int a = 0; a < n_attributes; ++a) {
+    Batch only_a = batch;
+    only_a.attribute_targets = batch.attribute_targets.clone();  // (S, A) f32, cpu
+    float* target = only_a.attribute_targets.f32();
+    for (int64_t i = 0; i < only_a.attribute_targets.numel(); ++i) {
+      if (i % n_attributes != a) target[i] = -100.0f;
+    }
+    Activations unused;
+    const LossSums sums = model_.forward(only_a, unused, last_stage_input);
+    squared_error[a] += sums.sum;
+    present[a] += static_cast<int32_t>(sums.count);
+  }
+}
+
+ValidationResult Trainer::validate() {
+  ValidationResult result;
+  const int n_attributes = model_.head_kind() == HeadKind::kAttribute ? model_.n_attributes() : 0;
+  std::vector<double> squared_error(n_attributes, 0.0);
+  std::vector<int32_t> present(n_attributes, 0);
+  for (const Batch& batch : environment_.validation_batches) {
+    Tensor last_stage_input;  // (B, T, C) f32, cpu: what the last stage read (PP only)
+    const LossSums sums = schedule_->forward_only(batch, &last_stage_input);
+    if (!holds_loss()) continue;
+    result.loss += sums;
+    if (n_attributes > 0) {
+      accumulate_attribute_errors(batch, last_stage_input, squared_error, present);
     }
   }
-  int64_t unused_tokens = 0;
-  reduce_over_dp(result.loss, unused_tokens);
-  if (n_attributes > 0 && environment_.grid != nullptr && environment_.grid->dp_size() > 1) {
-    Tensor sums = Tensor::from_floats(squared_error, Shape{n_attributes});
-    Tensor counts = Tensor::from_floats(present, Shape{n_attributes});
-    environment_.grid->dp().all_reduce(sums);
-    environment_.grid->dp().all_reduce(counts);
-    squared_error = sums.to_floats();
-    present = counts.to_floats();
+
+  // Sum over the world; only the ranks that hold the loss contributed.
+  if (environment_.grid != nullptr) {
+    std::vector<float> sums = {static_cast<float>(result.loss.sum)};
+    std::vector<int32_t> counts = {static_cast<int32_t>(result.loss.count)};
+    sums.insert(sums.end(), squared_error.begin(), squared_error.end());
+    counts.insert(counts.end(), present.begin(), present.end());
+    Tensor sums_tensor = Tensor::from_floats(sums, Shape{1 + n_attributes});
+    Tensor counts_tensor = Tensor::from_ints(counts, Shape{1 + n_attributes});
+    environment_.grid->world().all_reduce(sums_tensor);
+    environment_.grid->world().all_reduce(counts_tensor);
+    result.loss.sum = sums_tensor.f32()[0];
+    result.loss.count = counts_tensor.i32()[0];
+    for (int a = 0; a < n_attributes; ++a) {
+      squared_error[a] = sums_tensor.f32()[1 + a];
+      present[a] = counts_tensor.i32()[1 + a];
+    }
   }
   for (int a = 0; a < n_attributes; ++a) {
     result.per_attribute_mse.push_back(present[a] > 0 ? squared_error[a] / present[a] : 0.0);
@@ -235,9 +357,22 @@ void Trainer::log_validation(int64_t step, const ValidationResult& result) {
   metrics_->write(line);
 }
 
+std::vector<MomentPiece> Trainer::moment_pieces() {
+  if (zero1_ != nullptr) return zero1_->moment_pieces();
+  std::vector<MomentPiece> pieces;
+  for (const Parameter& parameter : model_.parameters()) {
+    pieces.push_back({parameter.name, 0, optimizer_->exp_avg(parameter.name),
+                      optimizer_->exp_avg_sq(parameter.name)});
+  }
+  return pieces;
+}
+
+int64_t Trainer::optimizer_steps() const {
+  return zero1_ != nullptr ? zero1_->steps_taken() : optimizer_->steps_taken();
+}
+
 void Trainer::save(int64_t step, bool periodic) {
-  // Weights and optimizer state are replicated over DP; one rank writes them.
-  if (environment_.world_rank != 0) return;
+  // Every rank writes its shard (model/sharded_checkpoint.h); rank 0 the manifest.
   config::CheckpointManifest manifest = environment_.manifest_template;
   *manifest.mutable_model() = model_.config();
   *manifest.mutable_parallel() = config_.parallel();
@@ -245,23 +380,24 @@ void Trainer::save(int64_t step, bool periodic) {
   manifest.set_consumed_samples(step * train_.global_batch_sequences());
   manifest.set_data_loader_state(train_.save_state());
 
-  OptimizerState optimizer_state;
-  optimizer_state.step = optimizer_->steps_taken();
-  for (const Parameter& parameter : model_.parameters()) {
-    optimizer_state.exp_avg.push_back({parameter.name, optimizer_->exp_avg(parameter.name)});
-    optimizer_state.exp_avg_sq.push_back({parameter.name, optimizer_->exp_avg_sq(parameter.name)});
-  }
-  const std::vector<NamedTensor> weights = named_tensors(model_.parameters());
+  RankCheckpoint rank;
+  rank.parameters = &model_.parameters();
+  rank.moments = moment_pieces();
+  rank.optimizer_step = optimizer_steps();
+  rank.moments_sharded_over_dp = zero1_ != nullptr;
+  ProcessGrid* grid = environment_.grid;
   const fs::path output_dir = config_.output_dir();
   if (periodic) {
-    save_checkpoint(output_dir / "checkpoints" / step_directory_name(step), manifest,
-                    environment_.tokenizer_path, weights, &optimizer_state);
-    apply_retention(output_dir / "checkpoints", config_.checkpoint().keep_last());
+    save_sharded_checkpoint(grid, output_dir / "checkpoints" / step_directory_name(step), manifest,
+                            environment_.tokenizer_path, rank);
+    if (environment_.world_rank == 0) {
+      apply_retention(output_dir / "checkpoints", config_.checkpoint().keep_last());
+    }
   }
-  save_checkpoint(output_dir / "checkpoint", manifest, environment_.tokenizer_path, weights,
-                  &optimizer_state);
-  LOG(INFO) << "saved checkpoint at step " << step << " to "
-            << (output_dir / "checkpoint").string();
+  save_sharded_checkpoint(grid, output_dir / "checkpoint", manifest, environment_.tokenizer_path,
+                          rank);
+  LOG_IF(INFO, environment_.world_rank == 0)
+      << "saved checkpoint at step " << step << " to " << (output_dir / "checkpoint").string();
 }
 
 int64_t Trainer::resume() {
@@ -269,14 +405,15 @@ int64_t Trainer::resume() {
   if (!fs::exists(directory / kManifestFileName)) return 0;
   config::CheckpointManifest manifest = read_checkpoint_manifest(directory);
   check_checkpoint_matches(directory, manifest, model_.config(), environment_.tokenizer_path);
-  load_checkpoint_parameters(directory, manifest, model_.parameters());
-  OptimizerState state;
-  for (const Parameter& parameter : model_.parameters()) {
-    state.exp_avg.push_back({parameter.name, optimizer_->exp_avg(parameter.name)});
-    state.exp_avg_sq.push_back({parameter.name, optimizer_->exp_avg_sq(parameter.name)});
+
+  // This rank's weights and optimizer state, from whatever PP/DP/ZeRO-1 layout saved them.
+  std::vector<MomentPiece> moments = moment_pieces();
+  load_sharded_checkpoint(directory, manifest, model_.parameters(), moments);
+  if (zero1_ != nullptr) {
+    zero1_->set_steps_taken(manifest.optimizer_step());
+  } else {
+    optimizer_->set_steps_taken(manifest.optimizer_step());
   }
-  load_checkpoint_optimizer(directory, manifest, &state);
-  optimizer_->set_steps_taken(state.step);
   train_.restore_state(manifest.data_loader_state());
   LOG_IF(INFO, environment_.world_rank == 0)
       << "resuming from " << directory.string() << " at step " << manifest.step();
@@ -312,6 +449,7 @@ TrainingSummary Trainer::run() {
     StepResult result = train_step(step);
     log_step(step + 1, result);
     summary.final_train_loss = result.loss.mean();
+    summary.step_losses.push_back(result.loss.mean());
     if (consecutive_skips_ >= config_.train().max_consecutive_skips()) {
       throw UserError("stopping: " + std::to_string(consecutive_skips_) +
                       " consecutive steps had a NaN/Inf loss or gradient norm (last at step " +
@@ -339,6 +477,11 @@ TrainingSummary Trainer::run() {
 
   // The end of training: final validation, checkpoint and throughput summary.
   summary.steps_done = total_steps;
+  if (bubble_steps_ > 0) {
+    summary.mean_bubble = {bubble_sum_.idle_share / bubble_steps_,
+                           bubble_sum_.bubble / bubble_steps_,
+                           bubble_sum_.ideal_bubble / bubble_steps_};
+  }
   summary.skipped_steps = skipped_total_;
   summary.final_validation = validate();
   log_validation(total_steps, summary.final_validation);
@@ -347,13 +490,19 @@ TrainingSummary Trainer::run() {
   }
   if (environment_.world_rank == 0) {
     const double tokens_per_s = throughput_tokens_ / std::max(throughput_time_s_, 1e-9);
-    metrics_->write({{"split", "summary"},
-                     {"steps", total_steps},
-                     {"skipped_steps", skipped_total_},
-                     {"final_train_loss", summary.final_train_loss},
-                     {"final_val_loss", summary.final_validation.loss.mean()},
-                     {"tokens_per_s", tokens_per_s},
-                     {"elapsed_s", elapsed_s_}});
+    nlohmann::json line = {{"split", "summary"},
+                           {"steps", total_steps},
+                           {"skipped_steps", skipped_total_},
+                           {"final_train_loss", summary.final_train_loss},
+                           {"final_val_loss", summary.final_validation.loss.mean()},
+                           {"tokens_per_s", tokens_per_s},
+                           {"elapsed_s", elapsed_s_}};
+    if (environment_.grid != nullptr && environment_.grid->pp_size() > 1) {
+      line["pipeline_bubble"] = summary.mean_bubble.bubble;
+      line["pipeline_bubble_ideal"] = summary.mean_bubble.ideal_bubble;
+      line["pipeline_idle_share"] = summary.mean_bubble.idle_share;
+    }
+    metrics_->write(line);
     LOG(INFO) << "training done: " << total_steps << " steps, " << skipped_total_ << " skipped, "
               << static_cast<int64_t>(tokens_per_s) << " tok/s after step 1";
   }

@@ -9,6 +9,14 @@
 // The loss of a step is the sum of token (or sequence) losses over the global batch divided by
 // the global count (DESIGN §5): backward accumulates gradients of the sums, the DP reduction adds
 // them up, and one scale by 1/count follows, so any layout gives the single-rank result.
+//
+// Parallel layouts (issue 5): with a grid, the model must hold pipeline_model_shard(grid, ...)
+// (model/pipeline_schedule.h). Each step runs the 1F1B schedule over the replica's
+// micro-batches; the last stage's loss sums are reduced over the world so every rank logs the
+// same loss; gradients are summed over DP by bucketed all-reduce, or with parallel.zero1 by a
+// reduce-scatter into each rank's ZeRO-1 slice (model/zero1_optimizer.h); the gradient norm
+// counts each element once over the world. Checkpoints are sharded per (tp, pp) and per dp
+// slice, and resume reads any PP split, DP size or ZeRO-1 setting (model/sharded_checkpoint.h).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +30,9 @@
 #include "model/llama.h"
 #include "model/metrics.h"
 #include "model/optimizer.h"
+#include "model/pipeline_schedule.h"
+#include "model/sharded_checkpoint.h"
+#include "model/zero1_optimizer.h"
 #include "parallel/grad_buckets.h"
 
 namespace steerlm {
@@ -63,12 +74,22 @@ struct ValidationResult {
   std::vector<double> per_attribute_mse;  // attribute head only, in head order
 };
 
+// The pipeline bubble of a step: time stages spent waiting for their neighbours, summed over all
+// ranks. With equal stage times 1F1B gives idle_share (P-1)/(M+P-1) and bubble (P-1)/M.
+struct PipelineBubble {
+  double idle_share = 0;    // idle time / schedule time
+  double bubble = 0;        // idle time / compute time, to compare with ideal_bubble
+  double ideal_bubble = 0;  // (P - 1) / M
+};
+
 struct TrainingSummary {
   int64_t steps_done = 0;     // optimizer steps completed, including before a resume
   int64_t skipped_steps = 0;  // steps skipped for a NaN/Inf loss or gradient norm
   double final_train_loss = 0;
   ValidationResult final_validation;
   bool stopped_by_signal = false;
+  std::vector<double> step_losses;  // the loss of each step this run took, the same on all ranks
+  PipelineBubble mean_bubble;       // averaged over this run's steps after the first
 };
 
 class Trainer {
@@ -80,13 +101,23 @@ class Trainer {
   TrainingSummary run();
   // Loss over environment.validation_batches, reduced over DP.
   ValidationResult validate();
+  // The pipeline bubble of the last step, the same on every rank (bench/ prints it).
+  const PipelineBubble& last_bubble() const { return last_bubble_; }
 
  private:
   struct StepResult;
   StepResult train_step(int64_t step);
   void log_step(int64_t step, const StepResult& result);
   void log_validation(int64_t step, const ValidationResult& result);
-  void reduce_over_dp(LossSums& loss, int64_t& tokens);
+  void synchronise_gradients();
+  void reduce_step_totals(StepResult& result, const PipelineTiming& timing);
+  double global_grad_norm();
+  bool holds_loss() const;
+  void accumulate_attribute_errors(const Batch& batch, const Tensor& last_stage_input,
+                                   std::vector<double>& squared_error,
+                                   std::vector<int32_t>& present);
+  std::vector<MomentPiece> moment_pieces();
+  int64_t optimizer_steps() const;
   void save(int64_t step, bool periodic);
   bool agree_to_stop();
   int64_t resume();
@@ -96,8 +127,14 @@ class Trainer {
   BatchSource& train_;
   TrainingEnvironment environment_;
   std::unique_ptr<MetricsLog> metrics_;
-  std::unique_ptr<AdamW> optimizer_;
-  std::unique_ptr<GradientBuckets> dp_buckets_;
+  std::unique_ptr<PipelineSchedule> schedule_;
+  std::unique_ptr<AdamW> optimizer_;             // without ZeRO-1
+  std::unique_ptr<Zero1AdamW> zero1_;            // with ZeRO-1
+  std::unique_ptr<GradientBuckets> dp_buckets_;  // without ZeRO-1, DP > 1
+  double total_parameters_ = 0;                  // over all stages, for the FLOP rate
+  PipelineBubble last_bubble_;
+  PipelineBubble bubble_sum_;  // over steps after the first
+  int64_t bubble_steps_ = 0;
   int64_t skipped_total_ = 0;
   int consecutive_skips_ = 0;
   double elapsed_s_ = 0;

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config git ca-certificates clang-format
+  build-essential cmake pkg-config git ca-certificates clang-format ccache
   openmpi-bin libopenmpi-dev
   libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgflags-dev

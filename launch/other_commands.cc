@@ -4,14 +4,6 @@
 
 namespace steerlm {
 
-void register_annotate_command(CLI::App& app) {
-  CLI::App* annotate =
-      add_unbuilt_command(app, "annotate", "score a dataset with an attribute model", 6);
-  annotate->add_option("--model", "attribute model checkpoint directory")->required();
-  annotate->add_option("--input", "input JSONL")->required();
-  annotate->add_option("--output", "output JSONL (NeMo-Aligner SteerLM format)")->required();
-}
-
 void register_bootstrap_command(CLI::App& app) {
   add_unbuilt_command(app, "bootstrap", "build a second-round ACSFT dataset (paper 3.4)", 7);
 }

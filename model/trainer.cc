@@ -303,11 +303,15 @@ void Trainer::accumulate_attribute_errors(const Batch& batch, const Tensor& last
 }
 
 ValidationResult Trainer::validate() {
+  return validate(environment_.validation_batches);
+}
+
+ValidationResult Trainer::validate(const std::vector<Batch>& batches) {
   ValidationResult result;
   const int n_attributes = model_.head_kind() == HeadKind::kAttribute ? model_.n_attributes() : 0;
   std::vector<double> squared_error(n_attributes, 0.0);
   std::vector<int32_t> present(n_attributes, 0);
-  for (const Batch& batch : environment_.validation_batches) {
+  for (const Batch& batch : batches) {
     Tensor last_stage_input;  // (B, T, C) f32, cpu: what the last stage read (PP only)
     const LossSums sums = schedule_->forward_only(batch, &last_stage_input);
     if (!holds_loss()) continue;

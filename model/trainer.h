@@ -101,6 +101,9 @@ class Trainer {
   TrainingSummary run();
   // Loss over environment.validation_batches, reduced over DP.
   ValidationResult validate();
+  // Loss over other batches of this DP rank (e.g. the validation split with shuffled labels);
+  // collective: every rank calls it with its share.
+  ValidationResult validate(const std::vector<Batch>& batches);
   // The pipeline bubble of the last step, the same on every rank (bench/ prints it).
   const PipelineBubble& last_bubble() const { return last_bubble_; }
 

@@ -2,15 +2,20 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <random>
+#include <set>
 #include <sstream>
 
 #include "model/checkpoint.h"
 #include "model/trainer.h"
 #include "parallel/mpi_session.h"
 #include "parallel/process_grid.h"
+#include "pipeline/attribute_eval.h"
 #include "pipeline/dataset.h"
 #include "pipeline/loader.h"
+#include "pipeline/readers.h"
 #include "pipeline/synth.h"
 #include "pipeline/tokenizer_sentencepiece.h"
 #include "runtime/error.h"
@@ -136,6 +141,80 @@ void load_initial_weights(const std::string& directory, LlamaModel& model) {
   LOG(INFO) << "initialised " << loaded << " parameters from " << directory;
 }
 
+// The validation conversations again, with the assistant turns' labels permuted across
+// conversations by a seeded shuffle: the same texts under wrong labels (issue 7). A model that
+// reads its conditioning scores these worse than the true labels.
+std::vector<TokenizedSample> shuffled_label_validation(const config::StageConfig& config,
+                                                       const Tokenizer& tokenizer,
+                                                       const StageData& data) {
+  std::set<uint64_t> validation_prompts;
+  for (const TokenizedSample& sample : data.validation)
+    validation_prompts.insert(sample.prompt_hash);
+  const auto& paths =
+      config.data().validation_size() > 0 ? config.data().validation() : config.data().train();
+  TokenizeOptions options{data.template_options, SampleTask::kLanguageModel,
+                          config.chat_template().add_bos(), config.chat_template().add_eos()};
+
+  // Find the validation conversations (records already reported bad are skipped silently here).
+  std::vector<Conversation> conversations;
+  BadRecordLog already_reported(config::BadRecord::SKIP);
+  for (const std::string& path : paths) {
+    for (Conversation& conversation : read_conversations(
+             path, resolve_format(path, config.data().format()), &already_reported)) {
+      std::vector<TokenizedSample> samples =
+          tokenize_conversation(conversation, tokenizer, options, nullptr);
+      if (!samples.empty() && validation_prompts.count(samples.front().prompt_hash) > 0) {
+        conversations.push_back(std::move(conversation));
+      }
+    }
+  }
+
+  // Permute the labels of the labelled assistant turns across conversations.
+  std::vector<std::map<std::string, float>*> labels;
+  for (Conversation& conversation : conversations) {
+    for (Turn& turn : conversation.turns) {
+      if (turn.role == Role::kAssistant && !turn.attributes.empty())
+        labels.push_back(&turn.attributes);
+    }
+  }
+  std::vector<std::map<std::string, float>> values;
+  for (auto* label : labels) values.push_back(*label);
+  std::mt19937_64 random(config.train().seed());
+  std::shuffle(values.begin(), values.end(), random);
+  for (size_t i = 0; i < labels.size(); ++i) *labels[i] = values[i];
+
+  std::vector<TokenizedSample> shuffled;
+  for (const Conversation& conversation : conversations) {
+    for (TokenizedSample& sample :
+         tokenize_conversation(conversation, tokenizer, options, nullptr)) {
+      shuffled.push_back(std::move(sample));
+    }
+  }
+  fit_to_length(&shuffled, config.train().seq_len(), config.data().truncation(),
+                SampleTask::kLanguageModel, options.add_bos);
+  return shuffled;
+}
+
+// eval.json of an sft job: validation loss with the true and with shuffled labels.
+void write_sft_evaluation(const config::StageConfig& config, const Tokenizer& tokenizer,
+                          const StageData& data, const LoaderOptions& loader_options,
+                          Trainer& trainer, ProcessGrid& grid) {
+  const std::vector<Batch> true_labels = to_model_batches(
+      validation_batches(data.validation, loader_options, grid.dp_rank(), grid.dp_size()));
+  const std::vector<TokenizedSample> shuffled = shuffled_label_validation(config, tokenizer, data);
+  const std::vector<Batch> wrong_labels = to_model_batches(
+      validation_batches(shuffled, loader_options, grid.dp_rank(), grid.dp_size()));
+  const double val_loss = trainer.validate(true_labels).loss.mean();
+  const double shuffled_loss = trainer.validate(wrong_labels).loss.mean();
+  if (grid.world_rank() != 0) return;
+  LOG(INFO) << "sft evaluation: val_loss " << val_loss << ", with shuffled labels " << shuffled_loss
+            << " (" << data.validation.size() << " validation samples)";
+  nlohmann::json evaluation = {{"val_loss", val_loss},
+                               {"val_loss_shuffled_labels", shuffled_loss},
+                               {"validation_samples", data.validation.size()}};
+  write_file_atomic(fs::path(config.output_dir()) / "eval.json", evaluation.dump(2) + "\n");
+}
+
 void write_done(const config::StageConfig& config) {
   write_file_atomic(fs::path(config.output_dir()) / "DONE", "");
 }
@@ -198,6 +277,12 @@ void run_training_stage(TrainingTask task, const config::StageConfig& stage_conf
   config::CheckpointManifest& manifest = environment.manifest_template;
   manifest.set_head(attribute_task ? kHeadAttribute : kHeadLanguageModel);
   for (const std::string& name : data.attributes) manifest.add_attributes(name);
+  if (attribute_task) {
+    // eval-attr's baselines (training mean, length line), fitted on this training split.
+    for (const config::AttributeBaseline& baseline : training_attribute_baselines(config, data)) {
+      *manifest.add_attribute_baselines() = baseline;
+    }
+  }
   // The template with every field explicit, so generation renders exactly what training saw.
   config::ChatTemplate& chat_template = *manifest.mutable_chat_template();
   chat_template = config.chat_template();
@@ -209,6 +294,9 @@ void run_training_stage(TrainingTask task, const config::StageConfig& stage_conf
   Trainer trainer(config, model, source, std::move(environment));
   TrainingSummary summary = trainer.run();
   if (summary.stopped_by_signal) return;  // no DONE: a re-run resumes from the checkpoint
+  if (task == TrainingTask::kSft && !data.validation.empty()) {
+    write_sft_evaluation(config, *tokenizer, data, loader_options, trainer, *grid);
+  }
   if (grid->world_rank() == 0) write_done(config);
 }
 

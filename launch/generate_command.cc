@@ -15,6 +15,7 @@
 #include "launch/commands.h"
 #include "model/checkpoint.h"
 #include "model/generation.h"
+#include "model/sharded_checkpoint.h"
 #include "pipeline/chat_template.h"
 #include "pipeline/tokenizer.h"
 #include "pipeline/tokenizer_sentencepiece.h"
@@ -90,7 +91,8 @@ Generator load_generator(const std::string& directory) {
     generator.tokenizer = with_special_markers(std::move(generator.tokenizer));
   generator.model = std::make_unique<LlamaModel>(generator.manifest.model(),
                                                  HeadKind::kLanguageModel, 0, /*seed=*/0);
-  load_checkpoint_parameters(directory, generator.manifest, generator.model->parameters());
+  load_sharded_weights(directory, generator.manifest, generator.model->parameters(),
+                       generator.model->shard());
   return generator;
 }
 

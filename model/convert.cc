@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "model/checkpoint.h"
+#include "model/sharded_checkpoint.h"
 #include "runtime/error.h"
 
 namespace steerlm {
@@ -76,7 +77,7 @@ std::vector<std::pair<std::string, Shape>> llama_parameter_shapes(
 ConvertedModel import_steerlm(const std::string& directory) {
   ConvertedModel model;
   model.manifest = read_checkpoint_manifest(directory);
-  model.weights = read_checkpoint_tensors(directory, model.manifest);
+  model.weights = read_full_tensors(directory, model.manifest);  // any TP/PP layout
   model.tokenizer_path = checkpoint_tokenizer_path(directory, model.manifest).string();
   if (!model.manifest.provenance().has_converted_from())
     model.manifest.mutable_provenance()->set_converted_from("steerlm " + directory);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "model/llama_core.h"
+#include "parallel/process_group.h"
 
 namespace steerlm {
 
@@ -58,13 +59,35 @@ LlamaModel::LlamaModel(const config::ModelConfig& config, HeadKind head, int n_a
 
   // Register this shard's parameters, fill them from the seed, bind the computation to them.
   for (const ParameterInfo& info : parameter_layout(spec)) {
-    parameters_.add(info.name, Shape(info.shape), info.weight_decay);
+    Parameter& parameter = parameters_.add(info.name, Shape(info.shape), info.weight_decay);
+    parameter.tp_duplicate = info.placement.split == TpSplit::kReplicated && spec.shard.tp_rank > 0;
   }
   initialise_parameters(seed);
-  core_ = std::make_unique<LlamaCore<float>>(spec, [this](const std::string& name) {
-    Parameter& parameter = parameters_.at(name);
-    return ParameterView<float>{parameter.value.f32(), parameter.grad.f32()};
-  });
+  CHECK(spec.shard.tp_size == 1 || options.tp_group != nullptr)
+      << "a TP shard (tp=" << spec.shard.tp_size << ") needs ModelOptions::tp_group";
+  core_ = std::make_unique<LlamaCore<float>>(
+      spec,
+      [this](const std::string& name) {
+        Parameter& parameter = parameters_.at(name);
+        return ParameterView<float>{parameter.value.f32(), parameter.grad.f32()};
+      },
+      options.tp_group);
+}
+
+void LlamaModel::reduce_tp_partial_gradients() {
+  const CoreSpec spec = CoreSpec::from(config_, head_, n_attributes_, options_);
+  if (spec.shard.tp_size == 1 || !spec.kv_replicated) return;
+  // Each rank's replicated k_proj/v_proj gradient holds only its query heads' share.
+  for (Parameter& parameter : parameters_) {
+    if (steerlm::tp_placement(spec, parameter.name).split != TpSplit::kReplicated) continue;
+    const bool partial = parameter.name.find("self_attn.k_proj") != std::string::npos ||
+                         parameter.name.find("self_attn.v_proj") != std::string::npos;
+    if (partial) options_.tp_group->all_reduce(parameter.grad);
+  }
+}
+
+TpPlacement LlamaModel::tp_placement(const std::string& name) const {
+  return steerlm::tp_placement(CoreSpec::from(config_, head_, n_attributes_, options_), name);
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -79,10 +102,14 @@ void LlamaModel::initialise_parameters(uint64_t seed) {
       case ParameterInit::kOnes: std::fill(values, values + n, 1.0f); break;
       case ParameterInit::kZeros: std::fill(values, values + n, 0.0f); break;
       case ParameterInit::kNormal:
-        // TODO(tp): offset the index by the shard's first global element once TP splits weights.
+        // Each element from its single-rank index, so any TP split holds the same weights;
+        // TP padding rows stay zero.
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n; ++i) {
-          values[i] = init_normal_value(seed, info.name, i, options_.init_std);
+          const int64_t global =
+              tp_global_index(info.placement, spec.shard.tp_rank, spec.shard.tp_size, i);
+          values[i] =
+              global < 0 ? 0.0f : init_normal_value(seed, info.name, global, options_.init_std);
         }
         break;
     }
@@ -141,8 +168,8 @@ KvCache LlamaModel::new_kv_cache(int64_t batch_size, int64_t max_len) const {
   cache.max_len = max_len;
   cache.lengths.assign(batch_size, 0);
   // (L_shard * B, KVH, max_len, HS): tensors have at most 4 dimensions.
-  const Shape shape({(spec.shard.layer_end - spec.shard.layer_begin) * batch_size, spec.n_kv_heads,
-                     max_len, spec.head_size});
+  const Shape shape({(spec.shard.layer_end - spec.shard.layer_begin) * batch_size,
+                     spec.attn_kv_heads, max_len, spec.head_size});
   cache.keys = Tensor::zeros(shape, DType::kF32);
   cache.values = Tensor::zeros(shape, DType::kF32);
   return cache;

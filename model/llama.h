@@ -24,10 +24,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "configs/steerlm.pb.h"
 #include "model/parameters.h"
+#include "model/tp_layout.h"
 #include "runtime/tensor.h"
 
 namespace steerlm {
@@ -47,10 +49,15 @@ struct ModelShard {
   int tp_size = 1;
 };
 
+class ProcessGroup;
+
 struct ModelOptions {
   float init_std = 0.02f;             // ModelSection.init_std; norms start at 1, biases at 0
   bool activation_recompute = false;  // ModelSection.activation_recompute: keep only layer inputs
   ModelShard shard;
+  // The TP group (grid.tp()) the shard's partial results are reduced over; needed when
+  // shard.tp_size > 1 and must outlive the model.
+  ProcessGroup* tp_group = nullptr;
 };
 
 // One micro-batch. All tensors are on the host; B rows of T tokens.
@@ -150,6 +157,14 @@ class LlamaModel {
   Tensor logits(const Batch& batch);
   // Attribute predictions (S, A) f32 at the end of each sequence (attribute head).
   Tensor predict_attributes(const Batch& batch);
+
+  // Sums over the TP group the gradients that each TP rank holds only a part of (k_proj and
+  // v_proj when they are replicated over TP). Call once per optimizer step, after the backward
+  // passes of every micro-batch and before the DP gradient sync; a no-op otherwise.
+  void reduce_tp_partial_gradients();
+
+  // How parameter `name` splits over TP (model/tp_layout.h): resharding, tests.
+  TpPlacement tp_placement(const std::string& name) const;
 
   // Decoding with a KV cache.
   KvCache new_kv_cache(int64_t batch_size, int64_t max_len) const;

@@ -26,6 +26,27 @@ std::string layer_prefix(int64_t layer) {
   return "model.layers." + std::to_string(layer) + ".";
 }
 
+// This rank's head, FFN and vocab ranges under TP (DESIGN §5); UserError when TP cannot split
+// the model evenly.
+void resolve_tp_sizes(CoreSpec& spec) {
+  const int tp = spec.shard.tp_size, rank = spec.shard.tp_rank;
+  CHECK(tp >= 1 && rank >= 0 && rank < tp) << "tp rank " << rank << " of " << tp;
+  require(
+      spec.n_heads % tp == 0, "n_heads",
+      std::to_string(spec.n_heads) + " heads do not split over parallel.tp=" + std::to_string(tp));
+  require(
+      spec.ffn_hidden % tp == 0, "ffn_hidden",
+      std::to_string(spec.ffn_hidden) + " does not split over parallel.tp=" + std::to_string(tp));
+  spec.local_heads = spec.n_heads / tp;
+  spec.kv_replicated = spec.n_kv_heads % tp != 0;
+  spec.local_kv_heads = spec.kv_replicated ? spec.n_kv_heads : spec.n_kv_heads / tp;
+  spec.attn_kv_heads = spec.kv_replicated ? spec.local_heads : spec.local_kv_heads;
+  spec.local_ffn = spec.ffn_hidden / tp;
+  spec.local_vocab = tp_local_extent(spec.vocab, tp);
+  spec.vocab_begin = rank * spec.local_vocab;
+  spec.valid_vocab = tp_valid_extent(spec.vocab, rank, tp);
+}
+
 }  // namespace
 
 CoreSpec CoreSpec::from(const config::ModelConfig& config, HeadKind head, int n_attributes,
@@ -63,9 +84,7 @@ CoreSpec CoreSpec::from(const config::ModelConfig& config, HeadKind head, int n_
   CHECK(spec.shard.layer_begin >= 0 && spec.shard.layer_begin <= spec.shard.layer_end &&
         spec.shard.layer_end <= spec.n_layers)
       << "bad layer range [" << spec.shard.layer_begin << ", " << spec.shard.layer_end << ")";
-  // TODO(tp): column/row-parallel projections and vocab-parallel embedding/cross-entropy come
-  // with the parallelism issue; until then a TP shard is refused rather than computed wrongly.
-  CHECK_EQ(spec.shard.tp_size, 1) << "tensor parallelism is not implemented in the model yet";
+  resolve_tp_sizes(spec);
   // TODO(pp): tied embeddings across PP stages need the embedding gradient all-reduced between
   // the first and last stage; refused until the PP schedule provides that group.
   CHECK(!spec.tie_embeddings || spec.shard.has_embedding == spec.shard.has_final)
@@ -73,46 +92,65 @@ CoreSpec CoreSpec::from(const config::ModelConfig& config, HeadKind head, int n_
   return spec;
 }
 
-std::vector<ParameterInfo> parameter_layout(const CoreSpec& spec) {
+TpPlacement tp_placement(const CoreSpec& spec, const std::string& name) {
   const int64_t c = spec.dim, hs = spec.head_size;
-  std::vector<ParameterInfo> layout;
-  if (spec.shard.has_embedding) {
-    layout.push_back({"model.embed_tokens.weight", {spec.vocab, c}, true, ParameterInit::kNormal});
+  auto ends_with = [&](const char* suffix) {
+    const std::string tail(suffix);
+    return name.size() >= tail.size() &&
+           name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  if (name == "model.embed_tokens.weight" || name == "lm_head.weight") {
+    return {TpSplit::kRows, {spec.vocab, c}};
   }
+  if (ends_with("self_attn.q_proj.weight")) return {TpSplit::kRows, {spec.n_heads * hs, c}};
+  if (ends_with("self_attn.k_proj.weight") || ends_with("self_attn.v_proj.weight")) {
+    return {spec.kv_replicated ? TpSplit::kReplicated : TpSplit::kRows, {spec.n_kv_heads * hs, c}};
+  }
+  if (ends_with("self_attn.o_proj.weight")) return {TpSplit::kColumns, {c, spec.n_heads * hs}};
+  if (ends_with("mlp.gate_proj.weight") || ends_with("mlp.up_proj.weight")) {
+    return {TpSplit::kRows, {spec.ffn_hidden, c}};
+  }
+  if (ends_with("mlp.down_proj.weight")) return {TpSplit::kColumns, {c, spec.ffn_hidden}};
+  if (name == "attribute_head.weight") return {TpSplit::kReplicated, {spec.n_attributes, c}};
+  if (name == "attribute_head.bias") return {TpSplit::kReplicated, {spec.n_attributes}};
+  CHECK(ends_with("layernorm.weight") || name == "model.norm.weight") << "unknown " << name;
+  return {TpSplit::kReplicated, {c}};
+}
+
+std::vector<ParameterInfo> parameter_layout(const CoreSpec& spec) {
+  // Names in registration order, then each one's TP placement gives its local shape.
+  std::vector<std::pair<std::string, ParameterInit>> names;
+  if (spec.shard.has_embedding)
+    names.push_back({"model.embed_tokens.weight", ParameterInit::kNormal});
   for (int64_t layer = spec.shard.layer_begin; layer < spec.shard.layer_end; ++layer) {
     const std::string prefix = layer_prefix(layer);
-    layout.push_back({prefix + "input_layernorm.weight", {c}, false, ParameterInit::kOnes});
-    layout.push_back(
-        {prefix + "self_attn.q_proj.weight", {spec.n_heads * hs, c}, true, ParameterInit::kNormal});
-    layout.push_back({prefix + "self_attn.k_proj.weight",
-                      {spec.n_kv_heads * hs, c},
-                      true,
-                      ParameterInit::kNormal});
-    layout.push_back({prefix + "self_attn.v_proj.weight",
-                      {spec.n_kv_heads * hs, c},
-                      true,
-                      ParameterInit::kNormal});
-    layout.push_back(
-        {prefix + "self_attn.o_proj.weight", {c, spec.n_heads * hs}, true, ParameterInit::kNormal});
-    layout.push_back(
-        {prefix + "post_attention_layernorm.weight", {c}, false, ParameterInit::kOnes});
-    layout.push_back(
-        {prefix + "mlp.gate_proj.weight", {spec.ffn_hidden, c}, true, ParameterInit::kNormal});
-    layout.push_back(
-        {prefix + "mlp.up_proj.weight", {spec.ffn_hidden, c}, true, ParameterInit::kNormal});
-    layout.push_back(
-        {prefix + "mlp.down_proj.weight", {c, spec.ffn_hidden}, true, ParameterInit::kNormal});
+    names.push_back({prefix + "input_layernorm.weight", ParameterInit::kOnes});
+    for (const char* projection : {"q_proj", "k_proj", "v_proj", "o_proj"}) {
+      names.push_back({prefix + "self_attn." + projection + ".weight", ParameterInit::kNormal});
+    }
+    names.push_back({prefix + "post_attention_layernorm.weight", ParameterInit::kOnes});
+    for (const char* projection : {"gate_proj", "up_proj", "down_proj"}) {
+      names.push_back({prefix + "mlp." + projection + ".weight", ParameterInit::kNormal});
+    }
   }
   if (spec.shard.has_final) {
-    layout.push_back({"model.norm.weight", {c}, false, ParameterInit::kOnes});
+    names.push_back({"model.norm.weight", ParameterInit::kOnes});
     if (spec.head == HeadKind::kLanguageModel && !spec.tie_embeddings) {
-      layout.push_back({"lm_head.weight", {spec.vocab, c}, true, ParameterInit::kNormal});
+      names.push_back({"lm_head.weight", ParameterInit::kNormal});
     }
     if (spec.head == HeadKind::kAttribute) {
-      layout.push_back(
-          {"attribute_head.weight", {spec.n_attributes, c}, true, ParameterInit::kNormal});
-      layout.push_back({"attribute_head.bias", {spec.n_attributes}, false, ParameterInit::kZeros});
+      names.push_back({"attribute_head.weight", ParameterInit::kNormal});
+      names.push_back({"attribute_head.bias", ParameterInit::kZeros});
     }
+  }
+
+  // Weight decay applies to matrices only, not to norms and biases.
+  std::vector<ParameterInfo> layout;
+  for (const auto& [name, init] : names) {
+    const TpPlacement placement = tp_placement(spec, name);
+    const bool matrix = placement.global_shape.size() == 2;
+    layout.push_back({name, tp_local_shape(placement, spec.shard.tp_rank, spec.shard.tp_size),
+                      matrix && init == ParameterInit::kNormal, init, placement});
   }
   return layout;
 }
@@ -154,7 +192,9 @@ void HostParameters<T>::zero_grad() {
 // ---- LlamaCore: construction ------------------------------------------------------------------
 
 template <typename T>
-LlamaCore<T>::LlamaCore(const CoreSpec& spec, const ParameterLookup<T>& lookup) : spec_(spec) {
+LlamaCore<T>::LlamaCore(const CoreSpec& spec, const ParameterLookup<T>& lookup, ProcessGroup* tp)
+    : spec_(spec), tp_(spec.shard.tp_size > 1 ? tp : nullptr) {
+  CHECK(spec_.shard.tp_size == 1 || tp_ != nullptr) << "a TP shard needs its TP group";
   if (spec_.shard.has_embedding ||
       (spec_.shard.has_final && spec_.tie_embeddings && spec_.head == HeadKind::kLanguageModel)) {
     embed_ = lookup("model.embed_tokens.weight");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/llama.h"
+#include "model/tp_layout.h"
 
 namespace steerlm {
 
@@ -32,6 +33,16 @@ struct CoreSpec {
   bool activation_recompute = false;
   ModelShard shard;  // layer_end resolved
 
+  // This rank's part under tensor parallelism (all equal to the full sizes at TP = 1).
+  int64_t local_heads = 0;     // NH / TP query heads
+  int64_t local_kv_heads = 0;  // KVH / TP, or KVH when TP does not divide KVH (replicated)
+  bool kv_replicated = false;  // every rank holds all of k_proj and v_proj
+  int64_t attn_kv_heads = 0;   // k/v heads the attention kernel sees (local_heads if replicated)
+  int64_t local_ffn = 0;       // F / TP
+  int64_t local_vocab = 0;     // Vl = ceil(V / TP) rows of the vocab-split tables
+  int64_t vocab_begin = 0;     // first vocab row of this rank
+  int64_t valid_vocab = 0;     // rows of this rank that are real tokens (the rest is padding)
+
   // Validates the config (UserError naming the field) and resolves the shard.
   static CoreSpec from(const config::ModelConfig& config, HeadKind head, int n_attributes,
                        const ModelOptions& options);
@@ -44,7 +55,11 @@ struct ParameterInfo {
   std::vector<int64_t> shape;  // this rank's shard
   bool weight_decay;
   ParameterInit init;
+  TpPlacement placement;  // how the single-rank tensor is split over TP
 };
+
+// The TP placement of parameter `name` in the model of `spec` (tp_layout.h).
+TpPlacement tp_placement(const CoreSpec& spec, const std::string& name);
 
 // The parameters this shard holds, in registration order (names.md).
 std::vector<ParameterInfo> parameter_layout(const CoreSpec& spec);
@@ -103,7 +118,8 @@ struct CoreActivations {
 template <typename T>
 class LlamaCore {
  public:
-  LlamaCore(const CoreSpec& spec, const ParameterLookup<T>& lookup);
+  // `tp` is the TP group when spec.shard.tp_size > 1 (f32 only), else null.
+  LlamaCore(const CoreSpec& spec, const ParameterLookup<T>& lookup, ProcessGroup* tp = nullptr);
 
   const CoreSpec& spec() const { return spec_; }
 
@@ -148,10 +164,36 @@ class LlamaCore {
                             const std::vector<int>& n_new);
   LossSums head_forward(const Batch& batch, CoreActivations<T>& saved);
   void head_backward(CoreActivations<T>& saved, T loss_scale, std::vector<T>& dx);
-  const T* output_weight() const;  // lm_head or the tied embedding (V, C)
+  const T* output_weight() const;  // lm_head or the tied embedding (Vl, C)
   T* output_weight_grad() const;
 
+  // Tensor parallelism (model/llama_tp.cc); each is a no-op or the plain kernel at TP = 1.
+  // Sum over TP in place: the forward of a row-parallel output and the backward of a
+  // column-parallel input (the gradient reaching the replicated norm before q/k/v, gate/up).
+  void tp_sum(T* data, int64_t count);
+  // residual (N, C) += input (N, K) W^T for the row-parallel W (C, K/TP):
+  //   fwd: all-reduce of the partial products over TP, bwd: identity (linear_backward locally)
+  void row_parallel_add(const T* input, int64_t n, int64_t k, const T* weight, T* residual);
+  // Replicated k/v (TP does not divide KVH), in place on k and v: (N, KVH*HS) -> (N, NHl*HS),
+  // the kv head of each local query head; fold is its backward (sums the query heads' gradients
+  // per kv head). Both do nothing unless spec_.kv_replicated.
+  void expand_kv(int64_t n, std::vector<T>& k, std::vector<T>& v) const;
+  void fold_kv(int64_t n, std::vector<T>& d_k, std::vector<T>& d_v) const;
+  void expand_kv_heads(const std::vector<T>& full, int64_t n, std::vector<T>& expanded) const;
+  void fold_kv_heads(const std::vector<T>& expanded, int64_t n, std::vector<T>& full) const;
+  // out (N, C) = rows of the vocab-split table (fwd: all-reduce over TP, bwd: identity).
+  void embed(const int32_t* tokens, int64_t n, T* out);
+  void embed_backward(const int32_t* tokens, int64_t n, const T* dout);
+  // LM loss sum over logits (N, Vvalid) of this rank's vocab rows; in place they become the
+  // softmax probabilities (vocab-parallel: max, sum of exponentials and target logit reduced
+  // over TP). The backward turns them into d(scale * sum)/d logits.
+  double lm_cross_entropy(T* logits, const Batch& batch, int64_t n);
+  void lm_cross_entropy_backward(T* probs, const Batch& batch, int64_t n, T scale);
+  // out (N, V) from this rank's logits (N, Vvalid): all-gather over TP, padding dropped.
+  void gather_vocab(const std::vector<T>& local, int64_t n, T* out);
+
   CoreSpec spec_;
+  ProcessGroup* tp_ = nullptr;
   ParameterView<T> embed_, final_norm_, lm_head_, attr_weight_, attr_bias_;
   std::vector<LayerWeights> layers_;
   LayerActivations<T> scratch_;  // layer internals when not saved (evaluation, recompute)

@@ -28,7 +28,7 @@ void LlamaCore<T>::run_trunk(const Batch& batch, CoreActivations<T>& saved, bool
   // Input: the token embedding on the first stage, else the previous stage's output.
   x.resize(n * c);
   if (spec_.shard.has_embedding) {
-    kernels::embedding_forward(batch.tokens.i32(), n, embed_.value, c, x.data());
+    embed(batch.tokens.i32(), n, x.data());
   } else {
     CHECK(hidden_in != nullptr) << "a shard without the embedding needs hidden_in";
     std::copy(hidden_in, hidden_in + n * c, x.begin());
@@ -57,13 +57,12 @@ LossSums LlamaCore<T>::head_forward(const Batch& batch, CoreActivations<T>& save
                            saved.final_norm.data(), saved.final_rstd.data());
 
   if (spec_.head == HeadKind::kLanguageModel) {
-    // Logits, then softmax and summed token losses in place.
+    // Logits of this rank's vocab rows, then softmax and summed token losses in place.
     CHECK(batch.targets.defined() && batch.loss_mask.defined()) << "LM batch without targets";
-    saved.head_buffer.resize(n * spec_.vocab);
-    kernels::linear_forward(saved.final_norm.data(), output_weight(), n, c, spec_.vocab,
+    saved.head_buffer.resize(n * spec_.valid_vocab);  // (B*T, Vvalid)
+    kernels::linear_forward(saved.final_norm.data(), output_weight(), n, c, spec_.valid_vocab,
                             saved.head_buffer.data());
-    sums.sum = kernels::cross_entropy_forward(saved.head_buffer.data(), batch.targets.i32(),
-                                              batch.loss_mask.f32(), n, spec_.vocab);
+    sums.sum = lm_cross_entropy(saved.head_buffer.data(), batch, n);
     const float* mask = batch.loss_mask.f32();
     for (int64_t i = 0; i < n; ++i) sums.count += mask[i] != 0.0f;
     return sums;
@@ -102,10 +101,10 @@ void LlamaCore<T>::head_backward(CoreActivations<T>& saved, T loss_scale, std::v
   std::vector<T> d_norm(n * c, T(0));  // (B*T, C)
 
   if (spec_.head == HeadKind::kLanguageModel) {
-    kernels::cross_entropy_backward(saved.head_buffer.data(), batch.targets.i32(),
-                                    batch.loss_mask.f32(), n, spec_.vocab, loss_scale);
+    lm_cross_entropy_backward(saved.head_buffer.data(), batch, n, loss_scale);
     kernels::linear_backward(saved.head_buffer.data(), saved.final_norm.data(), output_weight(), n,
-                             c, spec_.vocab, d_norm.data(), output_weight_grad(), false);
+                             c, spec_.valid_vocab, d_norm.data(), output_weight_grad(), false);
+    tp_sum(d_norm.data(), n * c);  // vocab-parallel head: bwd all-reduce over TP
   } else {
     const int64_t s = static_cast<int64_t>(saved.ends.size());
     const int64_t a = spec_.n_attributes;
@@ -173,7 +172,7 @@ void LlamaCore<T>::backward(CoreActivations<T>& saved, T loss_scale, const T* gr
 
   // Input gradient: into the embedding table, or out to the previous stage.
   if (spec_.shard.has_embedding) {
-    kernels::embedding_backward(batch.tokens.i32(), n, dx.data(), c, embed_.grad);
+    embed_backward(batch.tokens.i32(), n, dx.data());
   } else {
     CHECK(grad_hidden_in != nullptr) << "a shard without the embedding needs grad_hidden_in";
     std::copy(dx.begin(), dx.end(), grad_hidden_in);
@@ -194,8 +193,11 @@ void LlamaCore<T>::logits(const Batch& batch, std::vector<T>& out) {
   std::vector<T> normed(n * spec_.dim), rstd(n);
   kernels::rmsnorm_forward(x.data(), final_norm_.value, n, spec_.dim, spec_.norm_eps, normed.data(),
                            rstd.data());
+  std::vector<T> local(n * spec_.valid_vocab);  // (B*T, Vvalid)
+  kernels::linear_forward(normed.data(), output_weight(), n, spec_.dim, spec_.valid_vocab,
+                          local.data());
   out.resize(n * spec_.vocab);
-  kernels::linear_forward(normed.data(), output_weight(), n, spec_.dim, spec_.vocab, out.data());
+  gather_vocab(local, n, out.data());
 }
 
 template <typename T>
@@ -229,8 +231,9 @@ void LlamaCore<T>::layer_forward_cached(int64_t layer, std::vector<T>& x,
                                         const std::vector<int64_t>& lengths, int64_t batch,
                                         int64_t max_new, const std::vector<int>& n_new) {
   const LayerWeights& w = layers_[layer];
-  const int64_t n = batch * max_new, c = spec_.dim, f = spec_.ffn_hidden, hs = spec_.head_size;
-  const int64_t q_width = spec_.n_heads * hs, kv_width = spec_.n_kv_heads * hs;
+  const int64_t n = batch * max_new, c = spec_.dim, f = spec_.local_ffn, hs = spec_.head_size;
+  const int64_t q_width = spec_.local_heads * hs, kv_width = spec_.local_kv_heads * hs;
+  const int64_t kv_heads = spec_.attn_kv_heads, attn_kv_width = kv_heads * hs;
   std::vector<T> normed(n * c), rstd(n), q(n * q_width), k(n * kv_width), v(n * kv_width);
   std::vector<T> attn(n * q_width, T(0));
 
@@ -240,25 +243,26 @@ void LlamaCore<T>::layer_forward_cached(int64_t layer, std::vector<T>& x,
   kernels::linear_forward(normed.data(), w.q.value, n, c, q_width, q.data());
   kernels::linear_forward(normed.data(), w.k.value, n, c, kv_width, k.data());
   kernels::linear_forward(normed.data(), w.v.value, n, c, kv_width, v.data());
-  kernels::rope_apply(q.data(), n, spec_.n_heads, hs, q_width, positions.data(), spec_.rope_theta,
-                      kernels::RopeDirection::kForward);
-  kernels::rope_apply(k.data(), n, spec_.n_kv_heads, hs, kv_width, positions.data(),
+  kernels::rope_apply(q.data(), n, spec_.local_heads, hs, q_width, positions.data(),
                       spec_.rope_theta, kernels::RopeDirection::kForward);
+  kernels::rope_apply(k.data(), n, spec_.local_kv_heads, hs, kv_width, positions.data(),
+                      spec_.rope_theta, kernels::RopeDirection::kForward);
+  // The cache holds one k/v head per local query head (model/llama_tp.cc).
+  expand_kv(n, k, v);
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t i = 0; i < n_new[b]; ++i) {
-      for (int64_t g = 0; g < spec_.n_kv_heads; ++g) {
-        const int64_t slot = ((b * spec_.n_kv_heads + g) * max_len + lengths[b] + i) * hs;
-        const int64_t row = (b * max_new + i) * kv_width + g * hs;
+      for (int64_t g = 0; g < kv_heads; ++g) {
+        const int64_t slot = ((b * kv_heads + g) * max_len + lengths[b] + i) * hs;
+        const int64_t row = (b * max_new + i) * attn_kv_width + g * hs;
         std::copy_n(k.data() + row, hs, cache_k + slot);
         std::copy_n(v.data() + row, hs, cache_v + slot);
       }
     }
   }
-  kernels::attention_forward_cached(batch, max_new, spec_.n_heads, spec_.n_kv_heads, hs, max_len,
+  kernels::attention_forward_cached(batch, max_new, spec_.local_heads, kv_heads, hs, max_len,
                                     q.data(), cache_k, cache_v, lengths.data(), n_new.data(),
                                     attn.data());
-  kernels::gemm<T>(Transpose::kNo, Transpose::kYes, n, c, q_width, T(1), attn.data(), q_width,
-                   w.o.value, q_width, T(1), x.data(), c);
+  row_parallel_add(attn.data(), n, q_width, w.o.value, x.data());
 
   // MLP.
   std::vector<T> gate(n * f), up(n * f), hidden(n * f);
@@ -267,8 +271,7 @@ void LlamaCore<T>::layer_forward_cached(int64_t layer, std::vector<T>& x,
   kernels::linear_forward(normed.data(), w.gate.value, n, c, f, gate.data());
   kernels::linear_forward(normed.data(), w.up.value, n, c, f, up.data());
   kernels::swiglu_forward(gate.data(), up.data(), n * f, hidden.data());
-  kernels::gemm<T>(Transpose::kNo, Transpose::kYes, n, c, f, T(1), hidden.data(), f, w.down.value,
-                   f, T(1), x.data(), c);
+  row_parallel_add(hidden.data(), n, f, w.down.value, x.data());
 }
 
 template <typename T>
@@ -290,23 +293,30 @@ void LlamaCore<T>::forward_cached(T* cache_k, T* cache_v, int64_t max_len,
 
   // Embed, run every layer against its cache slice, then the last new token of each row.
   std::vector<T> x(n * c);  // (B*N, C)
-  kernels::embedding_forward(tokens, n, embed_.value, c, x.data());
-  const int64_t layer_cache = batch * spec_.n_kv_heads * max_len * spec_.head_size;
+  embed(tokens, n, x.data());
+  const int64_t layer_cache = batch * spec_.attn_kv_heads * max_len * spec_.head_size;
   for (int64_t layer = 0; layer < local_layers(); ++layer) {
     layer_forward_cached(layer, x, positions, cache_k + layer * layer_cache,
                          cache_v + layer * layer_cache, max_len, lengths, batch, max_new, n_new);
   }
-  std::vector<T> last(c), rstd(1);
+  // Logits of each row's last new token, vocab-parallel under TP (every TP rank takes part).
+  std::vector<T> last(batch * c, T(0)), rstd(1);  // (B, C)
   for (int64_t b = 0; b < batch; ++b) {
-    T* logits_row = logits_out + b * spec_.vocab;
-    if (n_new[b] == 0) {
-      std::fill(logits_row, logits_row + spec_.vocab, T(0));
-      continue;
-    }
+    if (n_new[b] == 0) continue;
     const T* row = x.data() + (b * max_new + n_new[b] - 1) * c;
-    kernels::rmsnorm_forward(row, final_norm_.value, 1, c, spec_.norm_eps, last.data(),
+    kernels::rmsnorm_forward(row, final_norm_.value, 1, c, spec_.norm_eps, last.data() + b * c,
                              rstd.data());
-    kernels::linear_forward(last.data(), output_weight(), 1, c, spec_.vocab, logits_row);
+  }
+  std::vector<T> local(batch * spec_.valid_vocab);  // (B, Vvalid)
+  for (int64_t b = 0; b < batch; ++b) {
+    // One row at a time, as single-rank decoding always did (the same GEMM shapes, bit for bit).
+    kernels::linear_forward(last.data() + b * c, output_weight(), 1, c, spec_.valid_vocab,
+                            local.data() + b * spec_.valid_vocab);
+  }
+  gather_vocab(local, batch, logits_out);
+  for (int64_t b = 0; b < batch; ++b) {
+    if (n_new[b] == 0)
+      std::fill(logits_out + b * spec_.vocab, logits_out + (b + 1) * spec_.vocab, T(0));
     lengths[b] += n_new[b];
   }
 }

@@ -34,6 +34,7 @@ AdamW::AdamW(const config::OptimConfig& optim, const ParameterSet& parameters) :
 double AdamW::grad_norm_sq(const ParameterSet& parameters) {
   double total = 0;
   for (const Parameter& parameter : parameters) {
+    if (parameter.tp_duplicate) continue;
     total += kernels::sum_of_squares(parameter.grad.f32(), parameter.grad.numel());
   }
   return total;

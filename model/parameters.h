@@ -21,6 +21,9 @@ struct Parameter {
   Tensor value;       // this rank's shard, f32 master weights
   Tensor grad;        // same shape as value; accumulated by backward, zeroed by zero_grad()
   bool weight_decay;  // false for norms and biases (AdamW skips them)
+  // A copy of a parameter that other TP ranks also hold (norms, the attribute head): the global
+  // gradient norm counts it on TP rank 0 only.
+  bool tp_duplicate = false;
 };
 
 class ParameterSet {

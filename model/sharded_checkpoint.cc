@@ -7,6 +7,7 @@
 #include <set>
 
 #include "model/checkpoint.h"
+#include "model/llama_core.h"
 #include "parallel/process_grid.h"
 #include "runtime/error.h"
 #include "runtime/safetensors.h"
@@ -58,24 +59,6 @@ void write_moments(const fs::path& path, const RankCheckpoint& rank) {
   write_safetensors(path, tensors, metadata);
 }
 
-// The shards of `manifest` written by TP rank `tp_rank`, after checking the TP size.
-std::vector<const config::CheckpointShard*> shards_of_tp_rank(
-    const fs::path& directory, const config::CheckpointManifest& manifest, int tp_rank,
-    int tp_size) {
-  if (manifest.parallel().tp() != tp_size) {
-    // TODO(resharding): split or join TP slices once the model shards weights over TP.
-    throw UserError("checkpoint " + directory.string() +
-                    " was written with parallel.tp=" + std::to_string(manifest.parallel().tp()) +
-                    " but this run has tp=" + std::to_string(tp_size) +
-                    "; TP resharding is not built yet");
-  }
-  std::vector<const config::CheckpointShard*> shards;
-  for (const config::CheckpointShard& shard : manifest.shards()) {
-    if (shard.tp_rank() == tp_rank) shards.push_back(&shard);
-  }
-  return shards;
-}
-
 std::string join_names(const std::vector<std::string>& names) {
   std::string text;
   for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
@@ -94,36 +77,139 @@ int64_t copy_overlap(const Tensor& stored, int64_t stored_offset, Tensor& piece,
   return end - begin;
 }
 
-void load_moments(const fs::path& directory,
-                  const std::vector<const config::CheckpointShard*>& shards,
-                  std::vector<MomentPiece>& moments) {
-  std::vector<int64_t> filled(moments.size(), 0);
-  for (const config::CheckpointShard* shard : shards) {
-    for (const std::string& name : shard->optimizer_files()) {
-      SafetensorsFile file(directory / name);
-      const auto metadata = file.metadata().find(kPieceOffsetsKey);
-      const nlohmann::json offsets = metadata == file.metadata().end()
-                                         ? nlohmann::json::object()
-                                         : nlohmann::json::parse(metadata->second);
-      for (size_t i = 0; i < moments.size(); ++i) {
-        MomentPiece& piece = moments[i];
-        if (!file.contains(kMomentPrefix + piece.name)) continue;
-        const int64_t offset = offsets.value(piece.name, int64_t{0});
-        filled[i] += copy_overlap(file.read(kMomentPrefix + piece.name), offset, piece.exp_avg,
-                                  piece.offset);
-        copy_overlap(file.read(kSquarePrefix + piece.name), offset, piece.exp_avg_sq, piece.offset);
+// The model architecture of a checkpoint as rank `tp_rank` of `tp_size` holds it: what
+// tp_placement() needs to split or join each tensor.
+CoreSpec checkpoint_spec(const config::CheckpointManifest& manifest, int tp_rank, int tp_size) {
+  ModelOptions options;
+  options.shard.tp_rank = tp_rank;
+  options.shard.tp_size = tp_size;
+  CoreSpec spec = CoreSpec::from(manifest.model(), HeadKind::kLanguageModel, 0, options);
+  spec.n_attributes = manifest.attributes_size();
+  return spec;
+}
+
+enum class TensorKind { kWeight, kExpAvg, kExpAvgSq };
+
+// Reads tensors of a checkpoint written at any (TP, PP, DP, ZeRO-1) layout: a rank's own slice
+// straight from its TP rank's file when the TP size matches, else the single-rank tensor joined
+// from every TP rank's part and sliced again (TP resharding).
+class ShardedCheckpointReader {
+ public:
+  ShardedCheckpointReader(const fs::path& directory, const config::CheckpointManifest& manifest)
+      : directory_(directory),
+        manifest_(manifest),
+        saved_spec_(checkpoint_spec(manifest, 0, std::max(1, manifest.parallel().tp()))) {
+    // Which file holds each tensor (and moment piece) of each saved TP rank.
+    for (const config::CheckpointShard& shard : manifest.shards()) {
+      const SafetensorsFile& weights = file(shard.file());
+      for (const SafetensorsEntry& entry : weights.entries()) {
+        if (!weight_files_.count(entry.name)) names_.push_back(entry.name);
+        weight_files_[entry.name][shard.tp_rank()] = shard.file();
       }
+      for (const std::string& name : shard.optimizer_files()) index_moments(shard.tp_rank(), name);
     }
   }
-  std::vector<std::string> incomplete;
-  for (size_t i = 0; i < moments.size(); ++i) {
-    if (filled[i] != moments[i].exp_avg.numel()) incomplete.push_back(moments[i].name);
+
+  const std::vector<std::string>& names() const { return names_; }
+  bool contains(const std::string& name) const { return weight_files_.count(name) > 0; }
+  bool has_moments(const std::string& name) const { return moment_files_.count(name) > 0; }
+
+  // The single-rank tensor.
+  Tensor full(const std::string& name, TensorKind kind) {
+    const TpPlacement placement = tp_placement(saved_spec_, name);
+    if (placement.split == TpSplit::kReplicated) return part(name, kind, 0);
+    std::vector<Tensor> parts;
+    for (int rank = 0; rank < saved_spec_.shard.tp_size; ++rank) {
+      parts.push_back(part(name, kind, rank));
+    }
+    return tp_join(parts, placement);
   }
-  if (!incomplete.empty()) {
-    throw UserError("checkpoint " + directory.string() +
-                    " lacks optimizer state (exp_avg) for: " + join_names(incomplete));
+
+  // What rank `shard` holds of the tensor, TP padding included.
+  Tensor local(const std::string& name, TensorKind kind, const ModelShard& shard) {
+    const CoreSpec spec = checkpoint_spec(manifest_, shard.tp_rank, shard.tp_size);
+    const TpPlacement placement = tp_placement(spec, name);
+    const TpPlacement saved = tp_placement(saved_spec_, name);
+    if (placement.split == TpSplit::kReplicated) return full(name, kind);
+    if (shard.tp_size != saved_spec_.shard.tp_size || placement.split != saved.split) {
+      return tp_slice(full(name, kind), placement, shard.tp_rank, shard.tp_size);
+    }
+    const Tensor valid = part(name, kind, shard.tp_rank);
+    Tensor padded =
+        Tensor::zeros(Shape(tp_local_shape(placement, shard.tp_rank, shard.tp_size)), DType::kF32);
+    CHECK_LE(valid.numel(), padded.numel()) << name;
+    std::copy_n(valid.f32(), valid.numel(), padded.f32());
+    return padded;
   }
-}
+
+ private:
+  struct StoredPiece {
+    std::string file;
+    int64_t offset = 0;
+  };
+
+  const SafetensorsFile& file(const std::string& name) {
+    auto& open = files_[name];
+    if (open == nullptr) open = std::make_unique<SafetensorsFile>(directory_ / name);
+    return *open;
+  }
+
+  void index_moments(int tp_rank, const std::string& file_name) {
+    const SafetensorsFile& moments = file(file_name);
+    const auto metadata = moments.metadata().find(kPieceOffsetsKey);
+    const nlohmann::json offsets = metadata == moments.metadata().end()
+                                       ? nlohmann::json::object()
+                                       : nlohmann::json::parse(metadata->second);
+    const std::string prefix = kMomentPrefix;
+    for (const SafetensorsEntry& entry : moments.entries()) {
+      if (entry.name.rfind(prefix, 0) != 0) continue;
+      const std::string name = entry.name.substr(prefix.size());
+      moment_files_[name][tp_rank].push_back({file_name, offsets.value(name, int64_t{0})});
+    }
+  }
+
+  // Saved TP rank `rank`'s part without padding (tp_valid_part), in the local shape's rows.
+  Tensor part(const std::string& name, TensorKind kind, int rank) {
+    const TpPlacement placement = tp_placement(saved_spec_, name);
+    const int tp_size = saved_spec_.shard.tp_size;
+    if (kind == TensorKind::kWeight) {
+      const auto& by_rank = weight_files_.at(name);
+      const auto found = by_rank.find(rank);
+      if (found == by_rank.end()) {
+        throw UserError("checkpoint " + directory_.string() + " has no tp rank " +
+                        std::to_string(rank) + " shard of " + name);
+      }
+      return file(found->second).read(name);
+    }
+    // Moments: the flattened local tensor from its pieces (one, or one per ZeRO-1 slice). A
+    // replicated tensor has the stored weight's shape.
+    const std::vector<int64_t> shape =
+        placement.split == TpSplit::kReplicated
+            ? file(weight_files_.at(name).begin()->second).entry(name).shape
+            : tp_local_shape(placement, rank, tp_size);
+    Tensor local = Tensor::zeros(Shape(shape), DType::kF32);
+    Tensor flat = local.reshape(Shape{local.numel()});
+    const std::string prefix = kind == TensorKind::kExpAvg ? kMomentPrefix : kSquarePrefix;
+    int64_t filled = 0;
+    for (const StoredPiece& piece : moment_files_.at(name)[rank]) {
+      Tensor stored = file(piece.file).read(prefix + name);
+      filled += copy_overlap(stored.reshape(Shape{stored.numel()}), piece.offset, flat, 0);
+    }
+    if (filled != local.numel()) {
+      throw UserError("checkpoint " + directory_.string() + " lacks optimizer state (" + prefix +
+                      ") for part of " + name + " (tp rank " + std::to_string(rank) + ")");
+    }
+    return tp_valid_part(local, placement, rank, tp_size);
+  }
+
+  fs::path directory_;
+  const config::CheckpointManifest& manifest_;
+  CoreSpec saved_spec_;
+  std::vector<std::string> names_;                                  // in file order
+  std::map<std::string, std::map<int, std::string>> weight_files_;  // name -> tp rank -> file
+  std::map<std::string, std::map<int, std::vector<StoredPiece>>> moment_files_;
+  std::map<std::string, std::unique_ptr<SafetensorsFile>> files_;
+};
 
 }  // namespace
 
@@ -136,7 +222,14 @@ void save_sharded_checkpoint(ProcessGrid* grid, const fs::path& directory,
 
   // Every rank writes its part: weights once per (tp, pp), moments once or per dp slice.
   config::CheckpointManifest unused;
-  write_checkpoint_shard(temporary, tp, pp, dp, named_tensors(*rank.parameters), nullptr, &unused);
+  const CoreSpec spec = checkpoint_spec(manifest, tp, grid ? grid->tp_size() : 1);
+  std::vector<NamedTensor> weights;
+  for (const NamedTensor& named : named_tensors(*rank.parameters)) {
+    // TP padding rows are internal (DESIGN §4): only the real rows are stored.
+    weights.push_back({named.name, tp_valid_part(named.tensor, tp_placement(spec, named.name), tp,
+                                                 spec.shard.tp_size)});
+  }
+  write_checkpoint_shard(temporary, tp, pp, dp, weights, nullptr, &unused);
   if (rank.moments_sharded_over_dp || dp == 0) {
     write_moments(temporary / optimizer_shard_file(tp, pp, dp), rank);
   }
@@ -166,33 +259,65 @@ void save_sharded_checkpoint(ProcessGrid* grid, const fs::path& directory,
   if (grid != nullptr) grid->world().barrier();  // nobody reads or rewrites it before it exists
 }
 
-void load_sharded_checkpoint(const fs::path& directory, const config::CheckpointManifest& manifest,
-                             ParameterSet& parameters, std::vector<MomentPiece>& moments) {
-  // TODO(tp): pass this rank's TP coordinates once the model splits weights over TP.
-  const std::vector<const config::CheckpointShard*> shards =
-      shards_of_tp_rank(directory, manifest, 0, 1);
-
-  // Weights: every tensor of every stage's file that this rank holds, by name.
-  std::set<std::string> loaded;
-  for (const config::CheckpointShard* shard : shards) {
-    SafetensorsFile file(directory / shard->file());
-    for (const SafetensorsEntry& entry : file.entries()) {
-      Parameter* parameter = parameters.find(entry.name);
-      if (parameter == nullptr) continue;
-      file.read_into(entry.name, parameter->value);
-      loaded.insert(entry.name);
-    }
-  }
+int load_sharded_weights(const fs::path& directory, const config::CheckpointManifest& manifest,
+                         ParameterSet& parameters, const ModelShard& shard,
+                         const std::function<bool(const std::string&)>& optional) {
+  ShardedCheckpointReader reader(directory, manifest);
   std::vector<std::string> missing;
-  for (const Parameter& parameter : parameters) {
-    if (!loaded.count(parameter.name)) missing.push_back(parameter.name);
+  int loaded = 0;
+  for (Parameter& parameter : parameters) {
+    if (!reader.contains(parameter.name)) {
+      if (!optional || !optional(parameter.name)) missing.push_back(parameter.name);
+      continue;
+    }
+    const Tensor local = reader.local(parameter.name, TensorKind::kWeight, shard);
+    if (!(local.shape() == parameter.value.shape())) {
+      throw UserError("checkpoint " + directory.string() + ": " + parameter.name + " has shape " +
+                      local.shape().str() + " on this rank, the model expects " +
+                      parameter.value.shape().str());
+    }
+    parameter.value.copy_from(local);
+    ++loaded;
   }
   if (!missing.empty()) {
     throw UserError("checkpoint " + directory.string() +
                     " lacks parameters: " + join_names(missing));
   }
+  return loaded;
+}
 
-  load_moments(directory, shards, moments);
+void load_sharded_checkpoint(const fs::path& directory, const config::CheckpointManifest& manifest,
+                             ParameterSet& parameters, std::vector<MomentPiece>& moments,
+                             const ModelShard& shard) {
+  load_sharded_weights(directory, manifest, parameters, shard);
+
+  // Each moment piece: this rank's local moment tensor, flattened, at the piece's offset.
+  ShardedCheckpointReader reader(directory, manifest);
+  std::vector<std::string> incomplete;
+  for (MomentPiece& piece : moments) {
+    const std::string& name = piece.name;
+    if (!reader.has_moments(name)) {
+      incomplete.push_back(name);
+      continue;
+    }
+    copy_overlap(reader.local(name, TensorKind::kExpAvg, shard), 0, piece.exp_avg, piece.offset);
+    copy_overlap(reader.local(name, TensorKind::kExpAvgSq, shard), 0, piece.exp_avg_sq,
+                 piece.offset);
+  }
+  if (!incomplete.empty()) {
+    throw UserError("checkpoint " + directory.string() +
+                    " lacks optimizer state (exp_avg) for: " + join_names(incomplete));
+  }
+}
+
+std::vector<NamedTensor> read_full_tensors(const fs::path& directory,
+                                           const config::CheckpointManifest& manifest) {
+  ShardedCheckpointReader reader(directory, manifest);
+  std::vector<NamedTensor> tensors;
+  for (const std::string& name : reader.names()) {
+    tensors.push_back({name, reader.full(name, TensorKind::kWeight)});
+  }
+  return tensors;
 }
 
 }  // namespace steerlm

@@ -14,15 +14,19 @@
 //
 // Loading reads every shard file of the checkpoint and takes the tensors (and moment pieces)
 // this rank holds, by name. So a checkpoint loads into any PP split, any DP size, with ZeRO-1
-// on or off: PP resharding comes from the names alone. TP resharding does not exist yet.
+// on or off: PP resharding comes from the names alone. TP resharding joins each tensor's parts
+// (model/tp_layout.h; weights are stored without TP padding rows) and slices it for the new TP.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "configs/steerlm.pb.h"
+#include "model/checkpoint.h"
+#include "model/llama.h"
 #include "model/parameters.h"
 
 namespace steerlm {
@@ -53,11 +57,22 @@ void save_sharded_checkpoint(ProcessGrid* grid, const std::filesystem::path& dir
                              config::CheckpointManifest manifest, const std::string& tokenizer_path,
                              const RankCheckpoint& rank);
 
-// Fills this rank's parameters and moment pieces (in place) from any PP/DP/ZeRO-1 layout of
-// `directory`. Throws UserError when the checkpoint was written at another TP size, or lacks a
-// tensor or moment this rank needs (naming them), or a shape differs.
+// Fills this rank's parameters and moment pieces (in place) from any TP/PP/DP/ZeRO-1 layout of
+// `directory`; `shard` says which TP slice this rank holds. Throws UserError when the checkpoint
+// lacks a tensor or moment this rank needs (naming them), or a shape differs.
 void load_sharded_checkpoint(const std::filesystem::path& directory,
                              const config::CheckpointManifest& manifest, ParameterSet& parameters,
-                             std::vector<MomentPiece>& moments);
+                             std::vector<MomentPiece>& moments, const ModelShard& shard);
+
+// Weights only (model.init_from, inference). Parameters the checkpoint lacks are an error unless
+// `optional` says yes for their name (e.g. a fresh head). Returns how many were loaded.
+int load_sharded_weights(const std::filesystem::path& directory,
+                         const config::CheckpointManifest& manifest, ParameterSet& parameters,
+                         const ModelShard& shard,
+                         const std::function<bool(const std::string&)>& optional = {});
+
+// Every weight of the checkpoint as the single-rank tensor (export, conversion, tests).
+std::vector<NamedTensor> read_full_tensors(const std::filesystem::path& directory,
+                                           const config::CheckpointManifest& manifest);
 
 }  // namespace steerlm

@@ -69,10 +69,6 @@ Trainer::Trainer(const config::StageConfig& config, LlamaModel& model, BatchSour
                  TrainingEnvironment environment)
     : config_(config), model_(model), train_(train), environment_(std::move(environment)) {
   ProcessGrid* grid = environment_.grid;
-  // TODO(tp): once the model splits weights over TP, the gradient norm must count parameters
-  // replicated over TP (norms, biases) once, and checkpoints must pass the TP coordinates.
-  CHECK(grid == nullptr || grid->tp_size() == 1)
-      << "the training loop does not support tensor parallelism yet (tp=" << grid->tp_size() << ")";
   schedule_ = std::make_unique<PipelineSchedule>(model_, grid);
 
   // The optimizer: AdamW state sharded over DP (ZeRO-1), or whole on every replica.
@@ -167,6 +163,7 @@ Trainer::StepResult Trainer::train_step(int64_t step) {
   // gradients of the loss sums.
   const std::vector<Batch> micro_batches = train_.next_step();
   const PipelineStepResult pipeline = schedule_->train_step(micro_batches);
+  model_.reduce_tp_partial_gradients();
   result.loss = pipeline.loss;
   for (const Batch& micro_batch : micro_batches) result.tokens += real_tokens(micro_batch);
   for (int64_t poisoned : environment_.inject_nan_at_steps) {
@@ -314,10 +311,20 @@ ValidationResult Trainer::validate(const std::vector<Batch>& batches) {
   for (const Batch& batch : batches) {
     Tensor last_stage_input;  // (B, T, C) f32, cpu: what the last stage read (PP only)
     const LossSums sums = schedule_->forward_only(batch, &last_stage_input);
+    const bool last_stage = environment_.grid == nullptr || environment_.grid->is_last_stage();
+    if (!last_stage) continue;
+    // Every TP rank of the last stage runs the attribute forward (it has TP collectives); the
+    // copies are identical and only the rank that holds the loss counts them.
+    std::vector<double> batch_squared_error(n_attributes, 0.0);
+    std::vector<int32_t> batch_present(n_attributes, 0);
+    if (n_attributes > 0) {
+      accumulate_attribute_errors(batch, last_stage_input, batch_squared_error, batch_present);
+    }
     if (!holds_loss()) continue;
     result.loss += sums;
-    if (n_attributes > 0) {
-      accumulate_attribute_errors(batch, last_stage_input, squared_error, present);
+    for (int a = 0; a < n_attributes; ++a) {
+      squared_error[a] += batch_squared_error[a];
+      present[a] += batch_present[a];
     }
   }
 
@@ -412,7 +419,7 @@ int64_t Trainer::resume() {
 
   // This rank's weights and optimizer state, from whatever PP/DP/ZeRO-1 layout saved them.
   std::vector<MomentPiece> moments = moment_pieces();
-  load_sharded_checkpoint(directory, manifest, model_.parameters(), moments);
+  load_sharded_checkpoint(directory, manifest, model_.parameters(), moments, model_.shard());
   if (zero1_ != nullptr) {
     zero1_->set_steps_taken(manifest.optimizer_step());
   } else {

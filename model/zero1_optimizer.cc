@@ -40,6 +40,7 @@ Zero1AdamW::Zero1AdamW(const config::OptimConfig& optim, ParameterSet& parameter
     const int64_t from = segment.shard_offset, to = from + segment.numel;
     piece.value = value_shard_.slice(from, to);  // (numel) f32, cpu
     piece.grad = grad_shard_.slice(from, to);    // (numel) f32, cpu
+    piece.tp_duplicate = segment.parameter->tp_duplicate;
   }
   adam_ = std::make_unique<AdamW>(optim, slice_);
 }
@@ -56,8 +57,8 @@ void Zero1AdamW::scale_gradients(float factor) {
 }
 
 double Zero1AdamW::shard_grad_norm_sq() const {
-  // The padding is zero, so it adds nothing.
-  return kernels::sum_of_squares(grad_shard_.f32(), grad_shard_.numel());
+  // Over the slice's pieces (the padding is zero and adds nothing), TP duplicates left out.
+  return AdamW::grad_norm_sq(slice_);
 }
 
 void Zero1AdamW::step(float lr, double grad_norm) {

@@ -9,6 +9,8 @@
 #include <sstream>
 
 #include "model/checkpoint.h"
+#include "model/pipeline_schedule.h"
+#include "model/sharded_checkpoint.h"
 #include "model/trainer.h"
 #include "parallel/mpi_session.h"
 #include "parallel/process_grid.h"
@@ -112,32 +114,16 @@ config::ModelConfig resolve_architecture(const config::StageConfig& config,
   return model;
 }
 
-// Starts from model.init_from: every trunk weight must be there; a head the checkpoint lacks
-// (an attribute head on a language model) keeps its fresh initialisation.
+// Starts from model.init_from, written at any layout: every trunk weight must be there; a head
+// the checkpoint lacks (an attribute head on a language model) keeps its fresh initialisation.
 void load_initial_weights(const std::string& directory, LlamaModel& model) {
   config::CheckpointManifest manifest = read_checkpoint_manifest(directory);
   check_checkpoint_matches(directory, manifest, model.config(), "");
-  std::vector<NamedTensor> stored = read_checkpoint_tensors(directory, manifest);
-  int loaded = 0;
-  for (const NamedTensor& tensor : stored) {
-    Parameter* parameter = model.parameters().find(tensor.name);
-    if (parameter == nullptr) continue;  // e.g. lm_head.weight when training an attribute head
-    if (!(parameter->value.shape() == tensor.tensor.shape())) {
-      throw UserError(directory + ": " + tensor.name + " has shape " + tensor.tensor.shape().str() +
-                      ", the model expects " + parameter->value.shape().str());
-    }
-    parameter->value.copy_from(tensor.tensor);
-    ++loaded;
-  }
-  for (const Parameter& parameter : model.parameters()) {
-    const bool is_head =
-        parameter.name.rfind("attribute_head.", 0) == 0 || parameter.name.rfind("lm_head.", 0) == 0;
-    bool found = false;
-    for (const NamedTensor& tensor : stored) found = found || tensor.name == parameter.name;
-    if (!found && !is_head) {
-      throw UserError(directory + ": checkpoint has no " + parameter.name);
-    }
-  }
+  const auto is_head = [](const std::string& name) {
+    return name.rfind("attribute_head.", 0) == 0 || name.rfind("lm_head.", 0) == 0;
+  };
+  const int loaded =
+      load_sharded_weights(directory, manifest, model.parameters(), model.shard(), is_head);
   LOG(INFO) << "initialised " << loaded << " parameters from " << directory;
 }
 
@@ -254,6 +240,8 @@ void run_training_stage(TrainingTask task, const config::StageConfig& stage_conf
   ModelOptions options;
   options.init_std = config.model().init_std();
   options.activation_recompute = config.model().activation_recompute();
+  options.shard = pipeline_model_shard(*grid, architecture);  // this rank's TP slice and stage
+  options.tp_group = &grid->tp();
   LlamaModel model(architecture, attribute_task ? HeadKind::kAttribute : HeadKind::kLanguageModel,
                    static_cast<int>(data.attributes.size()), config.train().seed(), options);
   if (!config.model().init_from().empty()) load_initial_weights(config.model().init_from(), model);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End to end from the CLI: `steerlm sft` and `steerlm train-attr` on a slice of the embedded
-# dataset, one rank and two data-parallel ranks. The DP run's per-step losses must equal the
-# single-rank run's within 1e-5 relative (DESIGN §5), and each job's outputs must be complete.
+# dataset: one rank, two data-parallel ranks, and tensor/pipeline layouts (sft at TP=2, PP=2,
+# DP=2 with 4 micro-batches on 8 ranks; train-attr at TP=2). Every layout's per-step losses must
+# equal the single-rank run's within 1e-5 relative (DESIGN §5), and each job's outputs must be
+# complete.
 # Usage: train_cli_test.sh BINARY_DIR
 set -euo pipefail
 binary_dir=$1
@@ -9,11 +11,12 @@ root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 common=(--set train.steps=3 --set "data.train=embedded:default?n=96" --set train.global_batch_size=8
         --set train.seq_len=96 --set parallel.micro_batches=2)
-run() {  # run RANKS COMMAND CONFIG NAME
+run() {  # run RANKS COMMAND CONFIG NAME [--set LAYOUT ...]
   local ranks=$1 command=$2 config=$3 name=$4
+  shift 4
   mpirun --oversubscribe --allow-run-as-root -np "$ranks" -x OMP_NUM_THREADS=1 \
     -x OPENBLAS_NUM_THREADS=1 "$binary_dir/bin/steerlm" "$command" --config "$config" \
-    "${common[@]}" --set output_dir="$root/$name" >"$root/$name.out" 2>&1 ||
+    "${common[@]}" "$@" --set output_dir="$root/$name" >"$root/$name.out" 2>&1 ||
     { echo "train_cli_test: $command on $ranks rank(s) failed"; cat "$root/$name.out"; exit 1; }
   for file in DONE config.pbtxt metrics.jsonl checkpoint/manifest.pbtxt logs/steerlm.rank0.log; do
     [ -e "$root/$name/$file" ] || { echo "train_cli_test: $name lacks $file"; exit 1; }
@@ -23,19 +26,25 @@ run 1 sft configs/stages/sft_tiny.pbtxt sft_1
 run 2 sft configs/stages/sft_tiny.pbtxt sft_2
 run 1 train-attr configs/stages/attr_tiny.pbtxt attr_1
 run 2 train-attr configs/stages/attr_tiny.pbtxt attr_2
+run 8 sft configs/stages/sft_tiny.pbtxt sft_tp2_pp2_dp2 --set parallel.tp=2 --set parallel.pp=2 \
+  --set parallel.micro_batches=4
+run 2 train-attr configs/stages/attr_tiny.pbtxt attr_tp2 --set parallel.tp=2
 
 /usr/bin/python3 - "$root" <<'PY'
 import json, sys
 root = sys.argv[1]
 def lines(name):
     return [json.loads(l) for l in open(f"{root}/{name}/metrics.jsonl")]
+layouts = {"sft": ("2", "tp2_pp2_dp2"), "attr": ("2", "tp2")}
 for job in ("sft", "attr"):
-    one, two = lines(f"{job}_1"), lines(f"{job}_2")
+    one = lines(f"{job}_1")
     steps_one = [l["loss"] for l in one if "split" not in l]
-    steps_two = [l["loss"] for l in two if "split" not in l]
-    assert len(steps_one) == 3 and len(steps_two) == 3, (steps_one, steps_two)
-    for a, b in zip(steps_one, steps_two):
-        assert abs(a - b) <= 1e-5 * abs(a), f"{job}: DP=2 loss {b} differs from DP=1 loss {a}"
+    assert len(steps_one) == 3, steps_one
+    for layout in layouts[job]:
+        steps = [l["loss"] for l in lines(f"{job}_{layout}") if "split" not in l]
+        assert len(steps) == 3, (layout, steps)
+        for a, b in zip(steps_one, steps):
+            assert abs(a - b) <= 1e-5 * abs(a), f"{job}: {layout} loss {b} differs from one rank's {a}"
     assert steps_one[-1] < steps_one[0], f"{job}: loss did not fall: {steps_one}"
     data = [l for l in one if l.get("split") == "data"]
     assert data and data[0]["train_samples"] + data[0]["validation_samples"] > 0, data
@@ -44,5 +53,6 @@ for job in ("sft", "attr"):
     if job == "attr":
         assert set(val[-1]["mse"]) == {"helpfulness", "correctness", "coherence", "complexity",
                                        "verbosity"}, val[-1]
-    print(f"train_cli_test: {job} losses {['%.6f' % x for x in steps_one]} equal at DP=1 and DP=2")
+    print(f"train_cli_test: {job} losses {['%.6f' % x for x in steps_one]} equal at DP=1 and "
+          f"at {', '.join(layouts[job])}")
 PY

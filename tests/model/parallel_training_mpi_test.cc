@@ -13,6 +13,7 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <array>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
@@ -130,12 +131,16 @@ struct Layout {
   int dp = 1;
   int micro_batches = 1;
   bool zero1 = false;
+  int tp = 1;
+  int world() const { return tp * pp * dp; }
 };
 
 struct RunOutcome {
   TrainingSummary summary;
   std::map<std::string, std::vector<float>> initial;  // this rank's parameters, by name
   std::map<std::string, std::vector<float>> final;
+  std::map<std::string, TpPlacement> placements;  // how each one splits over TP
+  ModelShard shard;                               // which TP slice this rank holds
 };
 
 // The shared scratch directory of the whole binary (rank 0 creates it, all ranks learn it).
@@ -189,12 +194,13 @@ config::StageConfig make_config(const fs::path& output_dir, const Layout& layout
                          "optim.eps=1e-5",
                          "optim.weight_decay=0.1",
                          "optim.grad_clip=1.0",
+                         "parallel.tp=" + std::to_string(layout.tp),
                          "parallel.pp=" + std::to_string(layout.pp),
                          "parallel.micro_batches=" + std::to_string(layout.micro_batches),
                          std::string("parallel.zero1=") + (layout.zero1 ? "true" : "false"),
                          "parallel.timeout_s=60"},
                         &where);
-  validate_stage_config(config, where, layout.pp * layout.dp);
+  validate_stage_config(config, where, layout.world());
   return config;
 }
 
@@ -212,12 +218,19 @@ RunOutcome train(HeadKind head, const Layout& layout, ProcessGrid* grid, const f
                  int steps, int64_t signal_at_step = -1) {
   const config::StageConfig config = make_config(output_dir, layout, steps);
   ModelOptions options;
-  if (grid != nullptr) options.shard = pipeline_model_shard(*grid, config.model().config());
+  if (grid != nullptr) {
+    options.shard = pipeline_model_shard(*grid, config.model().config());
+    options.tp_group = &grid->tp();
+  }
   const int attributes = head == HeadKind::kAttribute ? kAttributes : 0;
   LlamaModel model(config.model().config(), head, attributes, kSeed, options);
 
   RunOutcome outcome;
   outcome.initial = snapshot(model);
+  outcome.shard = model.shard();
+  for (const Parameter& parameter : model.parameters()) {
+    outcome.placements[parameter.name] = model.tp_placement(parameter.name);
+  }
   const int dp_rank = grid ? grid->dp_rank() : 0, dp_size = grid ? grid->dp_size() : 1;
   GlobalBatches batches(head, dp_rank, dp_size, layout.micro_batches, signal_at_step);
   TrainingEnvironment environment;
@@ -260,6 +273,15 @@ void expect_losses_match(const std::vector<double>& actual, const std::vector<do
   }
 }
 
+// The part of a single-rank run's parameter that `run`'s rank holds (its TP slice).
+std::vector<float> reference_part(const std::vector<float>& full, const RunOutcome& run,
+                                  const std::string& name) {
+  const TpPlacement& placement = run.placements.at(name);
+  if (run.shard.tp_size == 1) return full;
+  const Tensor tensor = Tensor::from_floats(full, Shape(placement.global_shape));
+  return tp_slice(tensor, placement, run.shard.tp_rank, run.shard.tp_size).to_floats();
+}
+
 // Every parameter this rank holds ends where the single-rank run's does, and the run moved it.
 // Returns the largest relative difference.
 double expect_weights_match(const RunOutcome& run, const RunOutcome& reference) {
@@ -267,8 +289,10 @@ double expect_weights_match(const RunOutcome& run, const RunOutcome& reference) 
   for (const auto& [name, values] : run.final) {
     EXPECT_TRUE(reference.final.count(name)) << name;
     if (!reference.final.count(name)) continue;
-    EXPECT_EQ(run.initial.at(name), reference.initial.at(name)) << "initial " << name;
-    const double difference = relative_difference(values, reference.final.at(name));
+    EXPECT_EQ(run.initial.at(name), reference_part(reference.initial.at(name), run, name))
+        << "initial " << name;
+    const double difference =
+        relative_difference(values, reference_part(reference.final.at(name), run, name));
     EXPECT_LE(difference, 1e-5) << name;
     worst = std::max(worst, difference);
     EXPECT_GT(relative_difference(values, run.initial.at(name)), 1e-4) << name << " did not move";
@@ -299,19 +323,22 @@ struct EquivalenceCase {
 
 std::string case_name(const testing::TestParamInfo<EquivalenceCase>& info) {
   const Layout& layout = info.param.layout;
-  return "pp" + std::to_string(layout.pp) + "_dp" + std::to_string(layout.dp) + "_m" +
-         std::to_string(layout.micro_batches) + (layout.zero1 ? "_zero1_" : "_") +
-         head_name(info.param.head);
+  return "tp" + std::to_string(layout.tp) + "_pp" + std::to_string(layout.pp) + "_dp" +
+         std::to_string(layout.dp) + "_m" + std::to_string(layout.micro_batches) +
+         (layout.zero1 ? "_zero1_" : "_") + head_name(info.param.head);
 }
 
 std::vector<EquivalenceCase> all_cases() {
   std::vector<EquivalenceCase> cases;
-  const std::vector<std::pair<int, int>> grids = {{1, 1}, {2, 1}, {1, 2}, {2, 2}, {4, 1}, {1, 4}};
-  for (auto [pp, dp] : grids) {
+  // (TP, PP, DP); TP = 4 replicates the model's 2 KV heads, TP = 2 splits them.
+  const std::vector<std::array<int, 3>> grids = {{1, 1, 1}, {2, 1, 1}, {1, 2, 1}, {1, 1, 2},
+                                                 {2, 2, 1}, {2, 1, 2}, {1, 2, 2}, {4, 1, 1},
+                                                 {1, 4, 1}, {1, 1, 4}, {2, 2, 2}};
+  for (auto [tp, pp, dp] : grids) {
     for (int micro_batches : {1, 4}) {
       for (bool zero1 : {false, true}) {
         for (HeadKind head : {HeadKind::kLanguageModel, HeadKind::kAttribute}) {
-          cases.push_back({{pp, dp, micro_batches, zero1}, head});
+          cases.push_back({{pp, dp, micro_batches, zero1, tp}, head});
         }
       }
     }
@@ -323,12 +350,12 @@ class LayoutEquivalence : public testing::TestWithParam<EquivalenceCase> {};
 
 TEST_P(LayoutEquivalence, ThreeStepsMatchTheSingleRankRun) {
   const auto& [layout, head] = GetParam();
-  if (layout.pp * layout.dp != mpi().world_size()) {
-    GTEST_SKIP() << "layout needs " << layout.pp * layout.dp << " ranks";
+  if (layout.world() != mpi().world_size()) {
+    GTEST_SKIP() << "layout needs " << layout.world() << " ranks";
   }
   const RunOutcome& reference = single_rank_reference(head, 3);
 
-  config::ParallelConfig parallel = testing_mpi::layout(1, layout.pp);
+  config::ParallelConfig parallel = testing_mpi::layout(layout.tp, layout.pp);
   parallel.set_micro_batches(layout.micro_batches);
   ProcessGrid grid(mpi(), parallel);
   const fs::path output_dir =
@@ -381,16 +408,14 @@ std::vector<double> step_losses(const fs::path& output_dir) {
   return losses;
 }
 
-// Trains 5 steps at `first`, stopped by SIGUSR1 on the last rank during step 3, then resumes at
-// `second` from the checkpoint and finishes. Returns both parts' losses (from the summaries:
-// 3 then 2) and checks the checkpoint's layout.
-std::vector<double> stop_and_resume(HeadKind head, const Layout& first, const Layout& second,
-                                    const fs::path& output_dir) {
+// Trains 5 steps at `first`, stopped by SIGUSR1 on the last rank during step 3. Returns the
+// losses of those 3 steps and checks the checkpoint's layout.
+std::vector<double> stop_during_step_3(HeadKind head, const Layout& first,
+                                       const fs::path& output_dir) {
   const bool signalled_here = mpi().world_rank() == mpi().world_size() - 1;
   std::vector<double> losses;
   {
-    config::ParallelConfig parallel = testing_mpi::layout(1, first.pp);
-    ProcessGrid grid(mpi(), parallel);
+    ProcessGrid grid(mpi(), testing_mpi::layout(first.tp, first.pp));
     RunOutcome stopped = train(head, first, &grid, output_dir, 5, signalled_here ? 2 : -1);
     EXPECT_TRUE(stopped.summary.stopped_by_signal);
     EXPECT_EQ(stopped.summary.steps_done, 3);
@@ -398,29 +423,48 @@ std::vector<double> stop_and_resume(HeadKind head, const Layout& first, const La
   }
   clear_stop_request();
 
-  // The checkpoint lists every stage's shard and, under ZeRO-1, one optimizer file per replica.
+  // The checkpoint lists every (tp, pp) shard and, under ZeRO-1, one optimizer file per replica.
   const config::CheckpointManifest manifest = read_checkpoint_manifest(output_dir / "checkpoint");
   EXPECT_EQ(manifest.step(), 3);
   EXPECT_EQ(manifest.parallel().pp(), first.pp);
-  EXPECT_EQ(manifest.shards_size(), first.pp);
+  EXPECT_EQ(manifest.parallel().tp(), first.tp);
+  EXPECT_EQ(manifest.shards_size(), first.pp * first.tp);
   for (const config::CheckpointShard& shard : manifest.shards()) {
     EXPECT_EQ(shard.optimizer_files_size(), first.zero1 ? first.dp : 1);
     EXPECT_TRUE(fs::exists(output_dir / "checkpoint" / shard.file())) << shard.file();
   }
+  return losses;
+}
 
-  config::ParallelConfig parallel = testing_mpi::layout(1, second.pp);
-  ProcessGrid grid(mpi(), parallel);
-  RunOutcome resumed = train(head, second, &grid, output_dir, 5);
+// Resumes `output_dir`'s checkpoint at `second` (grid null: one process) and trains to step 5.
+// Returns the resumed steps' losses.
+std::vector<double> resume_to_step_5(HeadKind head, const Layout& second,
+                                     const fs::path& output_dir, bool single_process = false) {
+  RunOutcome resumed;
+  if (single_process) {
+    resumed = train(head, second, nullptr, output_dir, 5);
+  } else {
+    ProcessGrid grid(mpi(), testing_mpi::layout(second.tp, second.pp));
+    resumed = train(head, second, &grid, output_dir, 5);
+  }
   EXPECT_FALSE(resumed.summary.stopped_by_signal);
-  losses.insert(losses.end(), resumed.summary.step_losses.begin(),
-                resumed.summary.step_losses.end());
+  return resumed.summary.step_losses;
+}
+
+// stop_during_step_3 at `first`, then resume_to_step_5 at `second`: all 5 losses.
+std::vector<double> stop_and_resume(HeadKind head, const Layout& first, const Layout& second,
+                                    const fs::path& output_dir) {
+  std::vector<double> losses = stop_during_step_3(head, first, output_dir);
+  const std::vector<double> rest = resume_to_step_5(head, second, output_dir);
+  losses.insert(losses.end(), rest.begin(), rest.end());
   return losses;
 }
 
 class StopAndResume : public testing::Test {
  protected:
   void SetUp() override {
-    if (mpi().world_size() == 1) GTEST_SKIP() << "needs 2 or 4 ranks";
+    const int world = mpi().world_size();
+    if (world != 2 && world != 4) GTEST_SKIP() << "needs 2 or 4 ranks";
     clear_stop_request();
   }
   void TearDown() override { clear_stop_request(); }
@@ -465,6 +509,30 @@ TEST_F(StopAndResume, Zero1CheckpointReshardsIntoPipelineStages) {
                       Layout{world, 1, 4, false}, output_dir());
   expect_losses_match(losses,
                       single_rank_reference(HeadKind::kLanguageModel, 5).summary.step_losses);
+}
+
+TEST_F(StopAndResume, TensorPipelineCheckpointReshardsToOneRankAndToTp4) {
+  // Saved at (TP, PP, DP) = (2, 2, 1), resumed at (1, 1, 1) in one process and at (4, 1, 1).
+  if (mpi().world_size() != 4) GTEST_SKIP() << "needs 4 ranks";
+  const HeadKind head = HeadKind::kLanguageModel;
+  const std::vector<double> expected = single_rank_reference(head, 5).summary.step_losses;
+  const fs::path saved = output_dir();
+  const std::vector<double> first = stop_during_step_3(head, Layout{2, 1, 2, false, 2}, saved);
+  expect_losses_match(first, {expected.begin(), expected.begin() + 3});
+
+  // One process each, on its own copy of the saved run (the resumed run writes into it).
+  const fs::path single = saved.string() + "_single_rank" + std::to_string(mpi().world_rank());
+  fs::copy(saved, single, fs::copy_options::recursive);
+  MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+  const std::vector<double> on_one_rank = resume_to_step_5(head, Layout{}, single, true);
+  expect_losses_match(on_one_rank, {expected.begin() + 3, expected.end()});
+
+  // All four ranks as one TP group: the KV heads (2) are replicated over TP = 4.
+  const std::vector<double> on_tp4 = resume_to_step_5(head, Layout{1, 1, 1, false, 4}, saved);
+  expect_losses_match(on_tp4, {expected.begin() + 3, expected.end()});
+  if (mpi().world_rank() == 0) {
+    expect_losses_match(step_losses(saved), expected);
+  }
 }
 
 }  // namespace

@@ -15,7 +15,10 @@
 #include "launch/commands.h"
 #include "model/checkpoint.h"
 #include "model/generation.h"
+#include "model/pipeline_schedule.h"
 #include "model/sharded_checkpoint.h"
+#include "parallel/mpi_session.h"
+#include "parallel/process_grid.h"
 #include "pipeline/chat_template.h"
 #include "pipeline/tokenizer.h"
 #include "pipeline/tokenizer_sentencepiece.h"
@@ -77,7 +80,8 @@ std::map<std::string, float> parse_attributes(const std::string& text,
   return values;
 }
 
-Generator load_generator(const std::string& directory) {
+// Loads `directory` (any saved TP/PP layout) as this rank's TP slice of `grid`.
+Generator load_generator(const std::string& directory, ProcessGrid& grid) {
   Generator generator;
   generator.manifest = read_checkpoint_manifest(directory);
   if (generator.manifest.head() == kHeadAttribute) {
@@ -89,8 +93,11 @@ Generator load_generator(const std::string& directory) {
       Tokenizer::load(checkpoint_tokenizer_path(directory, generator.manifest).string());
   if (generator.manifest.chat_template().markers_as_special_tokens())
     generator.tokenizer = with_special_markers(std::move(generator.tokenizer));
+  ModelOptions options;
+  options.shard = pipeline_model_shard(grid, generator.manifest.model());
+  options.tp_group = &grid.tp();
   generator.model = std::make_unique<LlamaModel>(generator.manifest.model(),
-                                                 HeadKind::kLanguageModel, 0, /*seed=*/0);
+                                                 HeadKind::kLanguageModel, 0, /*seed=*/0, options);
   load_sharded_weights(directory, generator.manifest, generator.model->parameters(),
                        generator.model->shard());
   return generator;
@@ -215,8 +222,10 @@ void run_generate(const GenerateFlags& flags, const StageOptions& stage,
     throw UsageError("generate --input needs --output JSONL");
   std::vector<std::string> all_overrides = overrides;
   all_overrides.push_back("model.init_from=" + flags.model);
+  MpiSession& mpi = process_mpi_session();
   FieldLocations locations;
-  config::StageConfig config = load_validated_config(stage, all_overrides, 1, &locations);
+  config::StageConfig config =
+      load_validated_config(stage, all_overrides, mpi.world_size(), &locations);
   const config::GenerateConfig& settings = config.generate();
   if (settings.temperature() < 0 || settings.top_k() < 0 || settings.top_p() <= 0 ||
       settings.top_p() > 1 || settings.max_new_tokens() < 0) {
@@ -225,8 +234,19 @@ void run_generate(const GenerateFlags& flags, const StageOptions& stage,
         "max_new_tokens >= 0");
   }
 
-  // Step 2: the model, its tokenizer, and the attribute values asked for.
-  Generator generator = load_generator(flags.model);
+  // Step 2: the layout, the model, its tokenizer, and the attribute values asked for. Every
+  // rank decodes every request (the TP ranks of a replica together, on identical all-gathered
+  // logits, so they sample the same tokens); world rank 0 alone writes the output.
+  std::unique_ptr<ProcessGrid> grid = ProcessGrid::create(mpi, config, locations);
+  if (grid->pp_size() > 1) {
+    // TODO(generate-pp): pass decode states between pipeline stages.
+    throw UserError("parallel.pp: generate runs under tensor parallelism only; set parallel.pp: 1");
+  }
+  LOG_IF(WARNING, grid->dp_size() > 1 && mpi.world_rank() == 0)
+      << "generate: " << grid->dp_size() << " data-parallel replicas all decode every request; "
+      << "run with parallel.tp ranks only";
+  const bool writes_output = mpi.world_rank() == 0;
+  Generator generator = load_generator(flags.model, *grid);
   std::vector<std::string> known(generator.manifest.attributes().begin(),
                                  generator.manifest.attributes().end());
   std::string attribute_text =
@@ -241,11 +261,12 @@ void run_generate(const GenerateFlags& flags, const StageOptions& stage,
   if (flags.has_prompt) {
     Request request{flags.prompt, std::nullopt, attributes, {}};
     auto results = run_requests(generator, {request}, settings);
-    std::cout << results[0].first << std::endl;
+    if (writes_output) std::cout << results[0].first << std::endl;
     return;
   }
   std::vector<Request> requests = read_requests(flags.input, generator, attributes);
   auto results = run_requests(generator, requests, settings);
+  if (!writes_output) return;
   std::string lines;
   for (size_t i = 0; i < requests.size(); ++i) {
     json record = requests[i].record;

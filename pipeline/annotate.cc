@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "model/checkpoint.h"
+#include "model/sharded_checkpoint.h"
 #include "parallel/process_grid.h"
 #include "pipeline/bad_records.h"
 #include "pipeline/readers.h"
@@ -42,7 +43,8 @@ double json_float(float value) {
 
 // ---- AttributeScorer ---------------------------------------------------------------------------
 
-AttributeScorer::AttributeScorer(const std::string& checkpoint_dir)
+AttributeScorer::AttributeScorer(const std::string& checkpoint_dir,
+                                 const ModelOptions& model_options)
     : checkpoint_dir_(checkpoint_dir) {
   manifest_ = read_checkpoint_manifest(checkpoint_dir);
   if (manifest_.head() != kHeadAttribute || manifest_.attributes_size() == 0) {
@@ -55,9 +57,13 @@ AttributeScorer::AttributeScorer(const std::string& checkpoint_dir)
   if (manifest_.chat_template().markers_as_special_tokens()) {
     tokenizer_ = with_special_markers(std::move(tokenizer_));
   }
-  model_ = std::make_unique<LlamaModel>(manifest_.model(), HeadKind::kAttribute,
-                                        static_cast<int>(attributes_.size()), /*seed=*/0);
-  load_checkpoint_parameters(checkpoint_dir, manifest_, model_->parameters());
+  CHECK(model_options.shard.has_embedding && model_options.shard.has_final)
+      << "AttributeScorer holds whole layer stacks (no PP)";
+  model_ =
+      std::make_unique<LlamaModel>(manifest_.model(), HeadKind::kAttribute,
+                                   static_cast<int>(attributes_.size()), /*seed=*/0, model_options);
+  // Any saved TP/PP layout, sliced for this rank's TP part.
+  load_sharded_weights(checkpoint_dir, manifest_, model_->parameters(), model_->shard());
 }
 
 std::vector<int32_t> AttributeScorer::turn_input(const Conversation& conversation,
@@ -199,9 +205,10 @@ struct ShardWork {
 };
 
 // Scores one shard's records and writes the shard, then its marker (each atomically).
+// Under TP every rank of the replica scores; only `writes` (TP rank 0) writes the files.
 ShardWork annotate_shard(const AnnotateOptions& options, AttributeScorer& scorer,
                          const std::vector<Conversation>& conversations, const ShardPlan& shard,
-                         const std::string& marker) {
+                         const std::string& marker, bool writes) {
   ShardWork work;
   std::vector<std::vector<int32_t>> inputs;
   for (size_t c = shard.begin; c < shard.end; ++c) {
@@ -226,8 +233,10 @@ ShardWork annotate_shard(const AnnotateOptions& options, AttributeScorer& scorer
                 .dump() +
             "\n";
   }
-  write_file_atomic(shard_path(options, shard.index, "jsonl"), text);
-  write_file_atomic(shard_path(options, shard.index, "done"), marker);
+  if (writes) {
+    write_file_atomic(shard_path(options, shard.index, "jsonl"), text);
+    write_file_atomic(shard_path(options, shard.index, "done"), marker);
+  }
   return work;
 }
 
@@ -262,12 +271,11 @@ std::vector<ShardPlan> plan_shards(size_t records, int64_t shard_records) {
 
 AnnotateSummary run_annotation(const AnnotateOptions& options, AttributeScorer& scorer,
                                ProcessGrid& grid) {
-  if (grid.tp_size() > 1 || grid.pp_size() > 1) {
-    // TODO(annotate-tp): score through a TP/PP-sharded model; the forward-only path runs each
-    // data-parallel replica on a single rank for now.
+  if (grid.pp_size() > 1) {
+    // TODO(annotate-pp): score through pipeline stages; until then a replica is one TP group.
     throw UserError(
-        "parallel.tp/parallel.pp: annotate runs each data-parallel replica on one "
-        "rank; set parallel.tp: 1 and parallel.pp: 1 (DP = world size)");
+        "parallel.pp: annotate runs each data-parallel replica as one TP group; set "
+        "parallel.pp: 1 (parallel.tp may be > 1)");
   }
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] {
@@ -288,17 +296,21 @@ AnnotateSummary run_annotation(const AnnotateOptions& options, AttributeScorer& 
   const std::vector<ShardPlan> shards = plan_shards(conversations.size(), options.shard_records);
   fs::create_directories(fs::path(options.work_dir) / "shards");
 
-  // This replica's shards: i % DP == dp_rank (each replica is one rank: TP = PP = 1).
+  // This replica's shards: i % DP == dp_rank. The TP ranks of a replica score together; TP
+  // rank 0 decides what is already done (so all agree) and writes.
   AnnotateSummary summary;
   int64_t mine = 0, done = 0, records = 0, written = 0;
   for (const ShardPlan& shard : shards) mine += shard.index % grid.dp_size() == grid.dp_rank();
   for (const ShardPlan& shard : shards) {
     if (shard.index % grid.dp_size() != grid.dp_rank()) continue;
     const std::string marker = shard_marker(options, scorer, conversations, shard);
-    if (shard_complete(options, marker, shard)) {
+    Tensor complete = Tensor::from_ints({shard_complete(options, marker, shard) ? 1 : 0}, Shape{1});
+    grid.tp().broadcast(complete, 0);
+    if (complete.i32()[0] != 0) {
       ++summary.shards_reused;
     } else {
-      const ShardWork work = annotate_shard(options, scorer, conversations, shard, marker);
+      const ShardWork work =
+          annotate_shard(options, scorer, conversations, shard, marker, grid.tp_rank() == 0);
       summary.turns += work.turns;
       summary.tokens += work.tokens;
       records += static_cast<int64_t>(shard.end - shard.begin);

@@ -40,8 +40,11 @@ double json_float(float value);
 // An attribute model loaded from a checkpoint, ready to score conversations (forward only).
 class AttributeScorer {
  public:
-  // Throws UserError when `checkpoint_dir` is not an attribute model.
-  explicit AttributeScorer(const std::string& checkpoint_dir);
+  // Throws UserError when `checkpoint_dir` is not an attribute model. `model_options` picks
+  // this rank's TP slice (shard.tp_rank/tp_size and tp_group; PP is not supported here): every
+  // rank of the TP group must then call score() with the same inputs.
+  explicit AttributeScorer(const std::string& checkpoint_dir,
+                           const ModelOptions& model_options = {});
 
   const std::vector<std::string>& attributes() const { return attributes_; }
   const config::CheckpointManifest& manifest() const { return manifest_; }

@@ -30,6 +30,27 @@ run 8 sft configs/stages/sft_tiny.pbtxt sft_tp2_pp2_dp2 --set parallel.tp=2 --se
   --set parallel.micro_batches=4
 run 2 train-attr configs/stages/attr_tiny.pbtxt attr_tp2 --set parallel.tp=2
 
+# Greedy generation from the one-rank SFT checkpoint: TP=2 (vocab-parallel logits all-gathered)
+# must print exactly the one-rank text; sampling with a seed too.
+generate() {  # generate RANKS NAME [ARGS...]
+  local ranks=$1 name=$2
+  shift 2
+  mpirun --oversubscribe --allow-run-as-root -np "$ranks" -x OMP_NUM_THREADS=1 \
+    -x OPENBLAS_NUM_THREADS=1 "$binary_dir/bin/steerlm" generate --model "$root/sft_1/checkpoint" \
+    --prompt "What is 7 times 8?" --max-new-tokens 24 "$@" >"$root/$name.txt" 2>"$root/$name.err" ||
+    { echo "train_cli_test: generate $name failed"; cat "$root/$name.err"; exit 1; }
+}
+generate 1 greedy_tp1 --temperature 0
+generate 2 greedy_tp2 --temperature 0 --set parallel.tp=2
+generate 1 sampled_tp1 --temperature 1 --top-k 20 --seed 5
+generate 2 sampled_tp2 --temperature 1 --top-k 20 --seed 5 --set parallel.tp=2
+for kind in greedy sampled; do
+  cmp "$root/${kind}_tp1.txt" "$root/${kind}_tp2.txt" ||
+    { echo "train_cli_test: $kind TP=2 text differs from TP=1"; exit 1; }
+  [ -s "$root/${kind}_tp1.txt" ] || { echo "train_cli_test: $kind generated nothing"; exit 1; }
+done
+echo "train_cli_test: generation at TP=2 equals TP=1 (greedy and seeded sampling)"
+
 /usr/bin/python3 - "$root" <<'PY'
 import json, sys
 root = sys.argv[1]

@@ -52,6 +52,7 @@ struct Generator {
   config::CheckpointManifest manifest;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<PipelineSchedule> stages;  // passes decode states between PP stages
   bool chat = false;  // the manifest records an attribute set: apply the chat template
 };
 
@@ -80,7 +81,7 @@ std::map<std::string, float> parse_attributes(const std::string& text,
   return values;
 }
 
-// Loads `directory` (any saved TP/PP layout) as this rank's TP slice of `grid`.
+// Loads `directory` (any saved TP/PP layout) as this rank's TP slice and PP stage of `grid`.
 Generator load_generator(const std::string& directory, ProcessGrid& grid) {
   Generator generator;
   generator.manifest = read_checkpoint_manifest(directory);
@@ -100,6 +101,7 @@ Generator load_generator(const std::string& directory, ProcessGrid& grid) {
                                                  HeadKind::kLanguageModel, 0, /*seed=*/0, options);
   load_sharded_weights(directory, generator.manifest, generator.model->parameters(),
                        generator.model->shard());
+  generator.stages = std::make_unique<PipelineSchedule>(*generator.model, &grid);
   return generator;
 }
 
@@ -142,6 +144,10 @@ GenerationOptions generation_options(const Generator& generator,
   options.seed = config.seed();
   // A generated BOS starts a new document (llama2.c's runner stops there too).
   options.stop_token_ids = {generator.tokenizer->eos_id(), generator.tokenizer->bos_id()};
+  PipelineSchedule* stages = generator.stages.get();
+  options.decode_step = [stages](KvCache& cache, const Tensor& tokens, const std::vector<int>& n) {
+    return stages->decode_step(cache, tokens, n);
+  };
   if (generator.chat) {
     options.stop_strings = {kTurnMarker};
     const Tokenizer* tokenizer = generator.tokenizer.get();
@@ -235,16 +241,13 @@ void run_generate(const GenerateFlags& flags, const StageOptions& stage,
   }
 
   // Step 2: the layout, the model, its tokenizer, and the attribute values asked for. Every
-  // rank decodes every request (the TP ranks of a replica together, on identical all-gathered
-  // logits, so they sample the same tokens); world rank 0 alone writes the output.
+  // rank decodes every request (the TP ranks of a stage on identical all-gathered logits, the PP
+  // stages on the last stage's broadcast logits, so all sample the same tokens); world rank 0
+  // alone writes the output.
   std::unique_ptr<ProcessGrid> grid = ProcessGrid::create(mpi, config, locations);
-  if (grid->pp_size() > 1) {
-    // TODO(generate-pp): pass decode states between pipeline stages.
-    throw UserError("parallel.pp: generate runs under tensor parallelism only; set parallel.pp: 1");
-  }
   LOG_IF(WARNING, grid->dp_size() > 1 && mpi.world_rank() == 0)
       << "generate: " << grid->dp_size() << " data-parallel replicas all decode every request; "
-      << "run with parallel.tp ranks only";
+      << "run with parallel.tp x parallel.pp ranks only";
   const bool writes_output = mpi.world_rank() == 0;
   Generator generator = load_generator(flags.model, *grid);
   std::vector<std::string> known(generator.manifest.attributes().begin(),

@@ -108,7 +108,11 @@ std::vector<Generation> generate(LlamaModel& model,
     std::copy(prompts[b].begin(), prompts[b].end(), tokens.i32() + b * longest);
     n_new[b] = static_cast<int>(prompts[b].size());
   }
-  Tensor logits = model.forward_cached(cache, tokens, n_new);  // (B, V) f32, cpu
+  auto decode = [&](const Tensor& new_tokens) {
+    return options.decode_step ? options.decode_step(cache, new_tokens, n_new)
+                               : model.forward_cached(cache, new_tokens, n_new);
+  };
+  Tensor logits = decode(tokens);  // (B, V) f32, cpu
 
   // Step 3: sample, append, repeat while any sequence is unfinished.
   Tensor next = Tensor::zeros(Shape{batch, 1}, DType::kI32);  // (B, 1) i32, cpu
@@ -125,7 +129,7 @@ std::vector<Generation> generate(LlamaModel& model,
       any_active = true;
     }
     if (!any_active) break;
-    logits = model.forward_cached(cache, next, n_new);
+    logits = decode(next);
   }
 
   std::vector<Generation> results;

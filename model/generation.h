@@ -33,6 +33,9 @@ struct GenerationOptions {
   std::vector<int32_t> stop_token_ids;  // not included in the output
   std::vector<std::string> stop_strings;
   std::function<std::string(const std::vector<int32_t>&)> detokenize;  // needed for stop strings
+  // One decoding step; LlamaModel::forward_cached when empty. Under PP,
+  // PipelineSchedule::decode_step, which runs the stages in turn.
+  std::function<Tensor(KvCache&, const Tensor&, const std::vector<int>&)> decode_step;
 };
 
 enum class FinishReason { kStopToken, kStopString, kLength };

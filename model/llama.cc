@@ -176,13 +176,26 @@ KvCache LlamaModel::new_kv_cache(int64_t batch_size, int64_t max_len) const {
 }
 
 Tensor LlamaModel::forward_cached(KvCache& cache, const Tensor& new_tokens,
-                                  const std::vector<int>& n_new) {
+                                  const std::vector<int>& n_new, const Tensor& hidden_in,
+                                  Tensor* hidden_out) {
   CHECK(new_tokens.ndim() == 2 && new_tokens.dim(0) == cache.batch_size &&
         static_cast<int64_t>(n_new.size()) == cache.batch_size)
       << "new_tokens " << new_tokens.shape().str() << " for a cache of batch " << cache.batch_size;
-  Tensor logits = Tensor::empty({cache.batch_size, config_.vocab_size()}, DType::kF32);
+  const Shape hidden_shape{cache.batch_size, new_tokens.dim(1), config_.dim()};
+  if (hidden_in.defined()) CHECK(hidden_in.shape() == hidden_shape) << hidden_in.shape().str();
+  Tensor logits;
+  float* logits_out = nullptr;
+  if (options_.shard.has_final) {
+    logits = Tensor::empty({cache.batch_size, config_.vocab_size()}, DType::kF32);
+    logits_out = logits.f32();
+  } else {
+    CHECK(hidden_out != nullptr) << "a stage without the head needs hidden_out";
+    *hidden_out = Tensor::empty(hidden_shape, DType::kF32);  // (B, N, C) f32, cpu
+  }
   core_->forward_cached(cache.keys.f32(), cache.values.f32(), cache.max_len, cache.lengths,
-                        new_tokens.i32(), cache.batch_size, new_tokens.dim(1), n_new, logits.f32());
+                        new_tokens.i32(), cache.batch_size, new_tokens.dim(1), n_new,
+                        hidden_in.defined() ? hidden_in.f32() : nullptr,
+                        options_.shard.has_final ? nullptr : hidden_out->f32(), logits_out);
   return logits;
 }
 

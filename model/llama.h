@@ -171,7 +171,10 @@ class LlamaModel {
   // Appends new_tokens (B, N) i32 to each sequence: row b contributes its first n_new[b] tokens
   // (0 for a finished sequence) at positions cache.lengths[b]..; the rest of the row is ignored.
   // Returns the logits (B, V) f32 of each row's last new token (rows with n_new[b] == 0: zeros).
-  Tensor forward_cached(KvCache& cache, const Tensor& new_tokens, const std::vector<int>& n_new);
+  // A PP stage without the embedding reads hidden_in (B, N, C); one without the head fills
+  // *hidden_out (B, N, C) and returns an undefined tensor (PipelineSchedule::decode_step).
+  Tensor forward_cached(KvCache& cache, const Tensor& new_tokens, const std::vector<int>& n_new,
+                        const Tensor& hidden_in = Tensor(), Tensor* hidden_out = nullptr);
 
  private:
   void register_parameters();

@@ -138,10 +138,12 @@ class LlamaCore {
   void predict_attributes(const Batch& batch, std::vector<T>& out);
 
   // Decoding step; see LlamaModel::forward_cached. cache_k/cache_v (L_shard, B, KVH, max_len,
-  // HS); tokens (B, N); logits_out (B, V).
+  // HS); tokens (B, N); logits_out (B, V) on the last stage. Under PP a stage without the
+  // embedding reads hidden_in (B*N, C) and one without the head writes hidden_out (B*N, C).
   void forward_cached(T* cache_k, T* cache_v, int64_t max_len, std::vector<int64_t>& lengths,
                       const int32_t* tokens, int64_t batch, int64_t max_new,
-                      const std::vector<int>& n_new, T* logits_out);
+                      const std::vector<int>& n_new, const T* hidden_in, T* hidden_out,
+                      T* logits_out);
 
  private:
   struct LayerWeights {

@@ -278,11 +278,10 @@ template <typename T>
 void LlamaCore<T>::forward_cached(T* cache_k, T* cache_v, int64_t max_len,
                                   std::vector<int64_t>& lengths, const int32_t* tokens,
                                   int64_t batch, int64_t max_new, const std::vector<int>& n_new,
-                                  T* logits_out) {
-  // TODO(pp): decoding runs on a single stage; a PP decode loop would pass hidden states.
-  CHECK(spec_.shard.has_embedding && spec_.shard.has_final &&
-        spec_.head == HeadKind::kLanguageModel)
-      << "decoding needs the whole model with the LM head on one rank";
+                                  const T* hidden_in, T* hidden_out, T* logits_out) {
+  CHECK(spec_.head == HeadKind::kLanguageModel) << "decoding needs the LM head";
+  CHECK(spec_.shard.has_embedding || hidden_in != nullptr) << "a later stage needs hidden_in";
+  CHECK(spec_.shard.has_final || hidden_out != nullptr) << "an earlier stage needs hidden_out";
   const int64_t n = batch * max_new, c = spec_.dim;
   std::vector<int32_t> positions(n);  // (B*N): rows past n_new[b] are ignored
   for (int64_t b = 0; b < batch; ++b) {
@@ -291,14 +290,24 @@ void LlamaCore<T>::forward_cached(T* cache_k, T* cache_v, int64_t max_len,
     for (int64_t i = 0; i < max_new; ++i) positions[b * max_new + i] = lengths[b] + i;
   }
 
-  // Embed, run every layer against its cache slice, then the last new token of each row.
+  // Embed (or take the previous stage's output), run every layer against its cache slice.
   std::vector<T> x(n * c);  // (B*N, C)
-  embed(tokens, n, x.data());
+  if (spec_.shard.has_embedding) {
+    embed(tokens, n, x.data());
+  } else {
+    std::copy(hidden_in, hidden_in + n * c, x.begin());
+  }
   const int64_t layer_cache = batch * spec_.attn_kv_heads * max_len * spec_.head_size;
   for (int64_t layer = 0; layer < local_layers(); ++layer) {
     layer_forward_cached(layer, x, positions, cache_k + layer * layer_cache,
                          cache_v + layer * layer_cache, max_len, lengths, batch, max_new, n_new);
   }
+  if (!spec_.shard.has_final) {
+    std::copy(x.begin(), x.end(), hidden_out);
+    for (int64_t b = 0; b < batch; ++b) lengths[b] += n_new[b];
+    return;
+  }
+
   // Logits of each row's last new token, vocab-parallel under TP (every TP rank takes part).
   std::vector<T> last(batch * c, T(0)), rstd(1);  // (B, C)
   for (int64_t b = 0; b < batch; ++b) {

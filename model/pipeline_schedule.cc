@@ -210,4 +210,24 @@ LossSums PipelineSchedule::forward_only(const Batch& batch, Tensor* last_stage_i
   return sums;
 }
 
+Tensor PipelineSchedule::decode_step(KvCache& cache, const Tensor& new_tokens,
+                                     const std::vector<int>& n_new) {
+  if (stages() == 1) return model_.forward_cached(cache, new_tokens, n_new);
+
+  // This stage's layers on the previous stage's output, then on to the next stage.
+  const config::ModelConfig& config = model_.config();
+  Tensor hidden_in, hidden_out;  // (B, N, C) f32, cpu
+  if (!is_first()) {
+    const Shape shape{cache.batch_size, new_tokens.dim(1), config.dim()};
+    hidden_in = recv_forward(grid_->pp(), shape, DType::kF32, Device::cpu());
+  }
+  Tensor logits = model_.forward_cached(cache, new_tokens, n_new, hidden_in, &hidden_out);
+  if (!is_last()) send_forward(grid_->pp(), hidden_out);
+
+  // The last stage's logits to every stage (fwd: broadcast over PP).
+  if (!is_last()) logits = Tensor::empty({cache.batch_size, config.vocab_size()}, DType::kF32);
+  grid_->pp().broadcast(logits, stages() - 1);
+  return logits;
+}
+
 }  // namespace steerlm

@@ -61,6 +61,11 @@ class PipelineSchedule {
   // the stage read from its predecessor (undefined with one stage).
   LossSums forward_only(const Batch& batch, Tensor* last_stage_input = nullptr);
 
+  // One decoding step through the stages (LlamaModel::forward_cached on each, the hidden state
+  // (B, N, C) sent along): every stage appends to its own KV cache, and every rank gets the
+  // last stage's logits (B, V), so all sample the same tokens. GenerationOptions::decode_step.
+  Tensor decode_step(KvCache& cache, const Tensor& new_tokens, const std::vector<int>& n_new);
+
  private:
   // A micro-batch whose forward ran on this stage and whose backward has not.
   struct InFlight {

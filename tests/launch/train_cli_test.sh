@@ -30,8 +30,8 @@ run 8 sft configs/stages/sft_tiny.pbtxt sft_tp2_pp2_dp2 --set parallel.tp=2 --se
   --set parallel.micro_batches=4
 run 2 train-attr configs/stages/attr_tiny.pbtxt attr_tp2 --set parallel.tp=2
 
-# Greedy generation from the one-rank SFT checkpoint: TP=2 (vocab-parallel logits all-gathered)
-# must print exactly the one-rank text; sampling with a seed too.
+# Greedy and seeded generation from the one-rank SFT checkpoint at TP=2 (vocab-parallel logits
+# all-gathered), PP=2 (decode states sent between stages) and both must print the one-rank text.
 generate() {  # generate RANKS NAME [ARGS...]
   local ranks=$1 name=$2
   shift 2
@@ -44,12 +44,17 @@ generate 1 greedy_tp1 --temperature 0
 generate 2 greedy_tp2 --temperature 0 --set parallel.tp=2
 generate 1 sampled_tp1 --temperature 1 --top-k 20 --seed 5
 generate 2 sampled_tp2 --temperature 1 --top-k 20 --seed 5 --set parallel.tp=2
+generate 2 greedy_pp2 --temperature 0 --set parallel.pp=2
+generate 4 sampled_tp2_pp2 --temperature 1 --top-k 20 --seed 5 --set parallel.tp=2 \
+  --set parallel.pp=2
+for run in greedy_tp2 greedy_pp2 sampled_tp2 sampled_tp2_pp2; do
+  cmp "$root/${run%%_*}_tp1.txt" "$root/$run.txt" ||
+    { echo "train_cli_test: generate $run differs from one rank"; exit 1; }
+done
 for kind in greedy sampled; do
-  cmp "$root/${kind}_tp1.txt" "$root/${kind}_tp2.txt" ||
-    { echo "train_cli_test: $kind TP=2 text differs from TP=1"; exit 1; }
   [ -s "$root/${kind}_tp1.txt" ] || { echo "train_cli_test: $kind generated nothing"; exit 1; }
 done
-echo "train_cli_test: generation at TP=2 equals TP=1 (greedy and seeded sampling)"
+echo "train_cli_test: generation at TP=2, PP=2 and TP=2xPP=2 prints the one-rank text"
 
 /usr/bin/python3 - "$root" <<'PY'
 import json, sys

@@ -501,6 +501,7 @@ TrainingSummary Trainer::run() {
   }
   if (environment_.world_rank == 0) {
     const double tokens_per_s = throughput_tokens_ / std::max(throughput_time_s_, 1e-9);
+    summary.tokens_per_s = tokens_per_s;
     nlohmann::json line = {{"split", "summary"},
                            {"steps", total_steps},
                            {"skipped_steps", skipped_total_},

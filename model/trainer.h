@@ -90,6 +90,7 @@ struct TrainingSummary {
   bool stopped_by_signal = false;
   std::vector<double> step_losses;  // the loss of each step this run took, the same on all ranks
   PipelineBubble mean_bubble;       // averaged over this run's steps after the first
+  double tokens_per_s = 0;          // real tokens of the global batch per second, after step 1
 };
 
 class Trainer {

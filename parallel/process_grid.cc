@@ -116,4 +116,9 @@ LayerRange ProcessGrid::layers(int n_layers) const {
   return stage_layer_range(parallel_, n_layers, pp_rank());
 }
 
+double ProcessGrid::communication_wait_seconds() const {
+  return world_->wait_seconds() + tp_->wait_seconds() + pp_->wait_seconds() + dp_->wait_seconds() +
+         model_->wait_seconds();
+}
+
 }  // namespace steerlm

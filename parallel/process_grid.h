@@ -96,6 +96,8 @@ class ProcessGrid {
   ProcessGroup& dp() { return *dp_; }        // same (pp, tp), replicas in order
   ProcessGroup& model() { return *model_; }  // same dp: one model copy, TP x PP ranks
   ProcessGroup& world() { return *world_; }
+  // Seconds this rank spent blocked on communication, over all of its groups.
+  double communication_wait_seconds() const;
 
   // This stage's layers of an n_layers model (see stage_layer_range).
   LayerRange layers(int n_layers) const;

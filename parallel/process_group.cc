@@ -89,7 +89,7 @@ OpDescription ProcessGroup::describe(std::string op, const Tensor& tensor,
   std::ostringstream detail;
   detail << tensor.numel() << " x " << dtype_name(tensor.dtype()) << " on " << tensor.device().str()
          << extra;
-  return OpDescription{std::move(op), description_, detail.str(), timeout_s_};
+  return OpDescription{std::move(op), description_, detail.str(), timeout_s_, &wait_seconds_};
 }
 
 CommRequest ProcessGroup::all_reduce_async(Tensor& tensor, ReduceOp op) {

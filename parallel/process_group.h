@@ -44,6 +44,9 @@ class ProcessGroup {
   const std::string& description() const { return description_; }
   MPI_Comm mpi_comm() const { return comm_; }
   double timeout_s() const { return timeout_s_; }
+  // Seconds this rank has spent blocked in wait() on the group's operations (benchmarks: the
+  // share of a step spent communicating, pipeline idle time included).
+  double wait_seconds() const { return wait_seconds_; }
 
   // Collectives (buffer conventions in parallel/communicator.h).
   void all_reduce(Tensor& tensor, ReduceOp op = ReduceOp::kSum);
@@ -73,6 +76,7 @@ class ProcessGroup {
   void check_peer(int peer, const char* op) const;
   OpDescription describe(std::string op, const Tensor& tensor, const std::string& extra) const;
 
+  mutable double wait_seconds_ = 0;  // written by the CommRequests describe() hands out
   std::string name_;
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;

@@ -100,10 +100,14 @@ void CommRequest::wait() {
   using Clock = std::chrono::steady_clock;
   const Clock::time_point start = Clock::now();
   detail::PollBackoff backoff;
+  double* wait_total_s = description_.wait_total_s;  // test() may release the description
   while (!test()) {
     const double waited_s = std::chrono::duration<double>(Clock::now() - start).count();
     if (waited_s > description_.timeout_s) abort_stalled(waited_s, "");
     backoff.pause();
+  }
+  if (wait_total_s != nullptr) {
+    *wait_total_s += std::chrono::duration<double>(Clock::now() - start).count();
   }
 }
 

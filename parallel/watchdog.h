@@ -29,6 +29,8 @@ struct OpDescription {
   std::string group;   // "tp group (ranks 0,1)"
   std::string detail;  // "16 x f32, sum"
   double timeout_s = 600;
+  // The group's running total of seconds spent in wait() (ProcessGroup::wait_seconds).
+  double* wait_total_s = nullptr;
 };
 
 // A handle on one operation in flight. Move-only; the destructor waits for an unfinished

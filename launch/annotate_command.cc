@@ -53,11 +53,7 @@ void run_annotate_command(const StageOptions& stage_options, const AnnotateFlags
   if (options.shard_records <= 0 || options.batch_tokens <= 0) {
     throw UserError("annotate.shard_records and annotate.batch_tokens must be positive");
   }
-  ModelOptions model_options;
-  model_options.shard.tp_rank = grid->tp_rank();
-  model_options.shard.tp_size = grid->tp_size();
-  model_options.tp_group = &grid->tp();
-  AttributeScorer scorer(flags.model, model_options);
+  AttributeScorer scorer(flags.model, grid.get());
   const AnnotateSummary summary = run_annotation(options, scorer, *grid);
 
   if (grid->world_rank() == 0) {

@@ -154,9 +154,9 @@ Tensor LlamaModel::logits(const Batch& batch) {
   return Tensor::from_floats(out, {batch.batch_size(), batch.seq_len(), config_.vocab_size()});
 }
 
-Tensor LlamaModel::predict_attributes(const Batch& batch) {
+Tensor LlamaModel::predict_attributes(const Batch& batch, const Tensor& hidden_in) {
   std::vector<float> out;
-  core_->predict_attributes(batch, out);
+  core_->predict_attributes(batch, out, hidden_in.defined() ? hidden_in.f32() : nullptr);
   const int64_t sequences = static_cast<int64_t>(out.size()) / n_attributes_;
   return Tensor::from_floats(out, {sequences, n_attributes_});
 }

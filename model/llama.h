@@ -156,7 +156,8 @@ class LlamaModel {
   // Logits (B, T, V) f32 at every position (LM head).
   Tensor logits(const Batch& batch);
   // Attribute predictions (S, A) f32 at the end of each sequence (attribute head).
-  Tensor predict_attributes(const Batch& batch);
+  // A last PP stage reads hidden_in (B, T, C), the previous stage's output, instead.
+  Tensor predict_attributes(const Batch& batch, const Tensor& hidden_in = Tensor());
 
   // Sums over the TP group the gradients that each TP rank holds only a part of (k_proj and
   // v_proj when they are replicated over TP). Call once per optimizer step, after the backward

@@ -135,7 +135,8 @@ class LlamaCore {
   // Logits (B*T, V) at every position, without saving activations.
   void logits(const Batch& batch, std::vector<T>& out);
   // Attribute predictions (S, A) at each sequence end.
-  void predict_attributes(const Batch& batch, std::vector<T>& out);
+  // A last PP stage reads hidden_in (B*T, C), its predecessor's output, instead of the tokens.
+  void predict_attributes(const Batch& batch, std::vector<T>& out, const T* hidden_in = nullptr);
 
   // Decoding step; see LlamaModel::forward_cached. cache_k/cache_v (L_shard, B, KVH, max_len,
   // HS); tokens (B, N); logits_out (B, V) on the last stage. Under PP a stage without the

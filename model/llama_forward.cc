@@ -201,12 +201,12 @@ void LlamaCore<T>::logits(const Batch& batch, std::vector<T>& out) {
 }
 
 template <typename T>
-void LlamaCore<T>::predict_attributes(const Batch& batch, std::vector<T>& out) {
+void LlamaCore<T>::predict_attributes(const Batch& batch, std::vector<T>& out, const T* hidden_in) {
   CHECK(spec_.head == HeadKind::kAttribute && spec_.shard.has_final) << "needs the attribute head";
   const int64_t c = spec_.dim, a = spec_.n_attributes;
   CoreActivations<T> state;
   std::vector<T> x;
-  run_trunk(batch, state, false, nullptr, x);
+  run_trunk(batch, state, false, hidden_in, x);
   const std::vector<std::pair<int64_t, int64_t>> ends = sequence_ends(batch);
   const int64_t s = static_cast<int64_t>(ends.size());
   std::vector<T> readout(s * c), rstd(s);  // (S, C): normalise only the rows read

@@ -210,6 +210,36 @@ LossSums PipelineSchedule::forward_only(const Batch& batch, Tensor* last_stage_i
   return sums;
 }
 
+Tensor PipelineSchedule::predict_attributes(const Batch& batch) {
+  if (stages() == 1) return model_.predict_attributes(batch);
+
+  // Receive, compute, pass on; the last stage reads the head.
+  const Shape shape{batch.batch_size(), batch.seq_len(), model_.config().dim()};
+  Tensor hidden_in;  // (B, T, C) f32, cpu
+  if (!is_first()) hidden_in = recv_forward(grid_->pp(), shape, DType::kF32, Device::cpu());
+  Tensor predictions;  // (S, A) f32, cpu
+  if (is_last()) {
+    predictions = model_.predict_attributes(batch, hidden_in);
+  } else {
+    Activations saved;
+    model_.forward(batch, saved, hidden_in);
+    send_forward(grid_->pp(), saved.hidden_out);
+  }
+
+  // The last stage's predictions to every stage (fwd: broadcast over PP); S from the batch.
+  Tensor shape_of_predictions =
+      Tensor::from_ints({static_cast<int32_t>(predictions.defined() ? predictions.dim(0) : 0),
+                         static_cast<int32_t>(predictions.defined() ? predictions.dim(1) : 0)},
+                        Shape{2});
+  grid_->pp().broadcast(shape_of_predictions, stages() - 1);
+  if (!is_last()) {
+    predictions =
+        Tensor::empty({shape_of_predictions.i32()[0], shape_of_predictions.i32()[1]}, DType::kF32);
+  }
+  grid_->pp().broadcast(predictions, stages() - 1);
+  return predictions;
+}
+
 Tensor PipelineSchedule::decode_step(KvCache& cache, const Tensor& new_tokens,
                                      const std::vector<int>& n_new) {
   if (stages() == 1) return model_.forward_cached(cache, new_tokens, n_new);

@@ -61,6 +61,10 @@ class PipelineSchedule {
   // the stage read from its predecessor (undefined with one stage).
   LossSums forward_only(const Batch& batch, Tensor* last_stage_input = nullptr);
 
+  // Attribute predictions (S, A) of the attribute head, on every rank: the activations pass
+  // through the stages and the last stage's predictions are broadcast over PP.
+  Tensor predict_attributes(const Batch& batch);
+
   // One decoding step through the stages (LlamaModel::forward_cached on each, the hidden state
   // (B, N, C) sent along): every stage appends to its own KV cache, and every rank gets the
   // last stage's logits (B, V), so all sample the same tokens. GenerationOptions::decode_step.

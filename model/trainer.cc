@@ -267,35 +267,17 @@ void Trainer::log_step(int64_t step, const StepResult& result) {
 void Trainer::accumulate_attribute_errors(const Batch& batch, const Tensor& last_stage_input,
                                           std::vector<double>& squared_error,
                                           std::vector<int32_t>& present) {
+  // Per-attribute squared error at each sequence's end, skipping missing targets (-100). A
+  // last PP stage reads the hidden state its predecessor sent (undefined with one stage).
   const int n_attributes = model_.n_attributes();
-  if (environment_.grid == nullptr || environment_.grid->pp_size() == 1) {
-    // Per-attribute squared error at each sequence's end, skipping missing targets (-100).
-    Tensor predictions = model_.predict_attributes(batch);  // (S, A) f32, cpu
-    const float* predicted = predictions.f32();
-    const float* target = batch.attribute_targets.f32();  // (S, A) f32, cpu
-    for (int64_t i = 0; i < predictions.numel(); ++i) {
-      if (target[i] == -100.0f) continue;
-      const double error = predicted[i] - target[i];
-      squared_error[i % n_attributes] += error * error;
-      present[i % n_attributes] += 1;
-    }
-    return;
-  }
-  // TODO(pp): LlamaModel::predict_attributes reads tokens, not the stage's input, so a last
-  // stage gets each attribute's errors from its loss instead: with only attribute a present, a
-  // sequence's masked MSE is its squared error on a, and the count is the sequences having a.
-  // That costs one forward of the stage per attribute; a hidden_in overload would avoid it.
-  for (int a = 0; a < n_attributes; ++a) {
-    Batch only_a = batch;
-    only_a.attribute_targets = batch.attribute_targets.clone();  // (S, A) f32, cpu
-    float* target = only_a.attribute_targets.f32();
-    for (int64_t i = 0; i < only_a.attribute_targets.numel(); ++i) {
-      if (i % n_attributes != a) target[i] = -100.0f;
-    }
-    Activations unused;
-    const LossSums sums = model_.forward(only_a, unused, last_stage_input);
-    squared_error[a] += sums.sum;
-    present[a] += static_cast<int32_t>(sums.count);
+  Tensor predictions = model_.predict_attributes(batch, last_stage_input);  // (S, A) f32, cpu
+  const float* predicted = predictions.f32();
+  const float* target = batch.attribute_targets.f32();  // (S, A) f32, cpu
+  for (int64_t i = 0; i < predictions.numel(); ++i) {
+    if (target[i] == -100.0f) continue;
+    const double error = predicted[i] - target[i];
+    squared_error[i % n_attributes] += error * error;
+    present[i % n_attributes] += 1;
   }
 }
 

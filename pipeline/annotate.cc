@@ -43,8 +43,7 @@ double json_float(float value) {
 
 // ---- AttributeScorer ---------------------------------------------------------------------------
 
-AttributeScorer::AttributeScorer(const std::string& checkpoint_dir,
-                                 const ModelOptions& model_options)
+AttributeScorer::AttributeScorer(const std::string& checkpoint_dir, ProcessGrid* grid)
     : checkpoint_dir_(checkpoint_dir) {
   manifest_ = read_checkpoint_manifest(checkpoint_dir);
   if (manifest_.head() != kHeadAttribute || manifest_.attributes_size() == 0) {
@@ -57,14 +56,20 @@ AttributeScorer::AttributeScorer(const std::string& checkpoint_dir,
   if (manifest_.chat_template().markers_as_special_tokens()) {
     tokenizer_ = with_special_markers(std::move(tokenizer_));
   }
-  CHECK(model_options.shard.has_embedding && model_options.shard.has_final)
-      << "AttributeScorer holds whole layer stacks (no PP)";
+  ModelOptions model_options;
+  if (grid != nullptr) {
+    model_options.shard = pipeline_model_shard(*grid, manifest_.model());
+    model_options.tp_group = &grid->tp();
+  }
   model_ =
       std::make_unique<LlamaModel>(manifest_.model(), HeadKind::kAttribute,
                                    static_cast<int>(attributes_.size()), /*seed=*/0, model_options);
-  // Any saved TP/PP layout, sliced for this rank's TP part.
+  // Any saved TP/PP layout, sliced for this rank's TP part and PP stage.
   load_sharded_weights(checkpoint_dir, manifest_, model_->parameters(), model_->shard());
+  stages_ = std::make_unique<PipelineSchedule>(*model_, grid);
 }
+
+AttributeScorer::~AttributeScorer() = default;
 
 std::vector<int32_t> AttributeScorer::turn_input(const Conversation& conversation,
                                                  size_t turn_index, bool fail_when_long) const {
@@ -106,7 +111,7 @@ std::vector<std::vector<float>> AttributeScorer::score(
     std::vector<std::vector<int32_t>> sequences;
     for (size_t i = begin; i < end; ++i) sequences.push_back(inputs[order[i]]);
     const Tensor predicted =
-        model_->predict_attributes(make_padded_batch(sequences, seq_len));  // (S, A) f32, cpu
+        stages_->predict_attributes(make_padded_batch(sequences, seq_len));  // (S, A) f32, cpu
     CHECK_EQ(predicted.shape().numel(), static_cast<int64_t>(sequences.size()) * n_attributes);
     for (size_t i = begin; i < end; ++i) {
       const float* row = predicted.f32() + static_cast<int64_t>(i - begin) * n_attributes;
@@ -205,7 +210,7 @@ struct ShardWork {
 };
 
 // Scores one shard's records and writes the shard, then its marker (each atomically).
-// Under TP every rank of the replica scores; only `writes` (TP rank 0) writes the files.
+// Every rank of the replica scores; only `writes` (the replica's first rank) writes the files.
 ShardWork annotate_shard(const AnnotateOptions& options, AttributeScorer& scorer,
                          const std::vector<Conversation>& conversations, const ShardPlan& shard,
                          const std::string& marker, bool writes) {
@@ -271,12 +276,6 @@ std::vector<ShardPlan> plan_shards(size_t records, int64_t shard_records) {
 
 AnnotateSummary run_annotation(const AnnotateOptions& options, AttributeScorer& scorer,
                                ProcessGrid& grid) {
-  if (grid.pp_size() > 1) {
-    // TODO(annotate-pp): score through pipeline stages; until then a replica is one TP group.
-    throw UserError(
-        "parallel.pp: annotate runs each data-parallel replica as one TP group; set "
-        "parallel.pp: 1 (parallel.tp may be > 1)");
-  }
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -296,8 +295,8 @@ AnnotateSummary run_annotation(const AnnotateOptions& options, AttributeScorer& 
   const std::vector<ShardPlan> shards = plan_shards(conversations.size(), options.shard_records);
   fs::create_directories(fs::path(options.work_dir) / "shards");
 
-  // This replica's shards: i % DP == dp_rank. The TP ranks of a replica score together; TP
-  // rank 0 decides what is already done (so all agree) and writes.
+  // This replica's shards: i % DP == dp_rank. The TP x PP ranks of a replica score together;
+  // the replica's first rank decides what is already done (so all agree) and writes.
   AnnotateSummary summary;
   int64_t mine = 0, done = 0, records = 0, written = 0;
   for (const ShardPlan& shard : shards) mine += shard.index % grid.dp_size() == grid.dp_rank();
@@ -305,12 +304,12 @@ AnnotateSummary run_annotation(const AnnotateOptions& options, AttributeScorer& 
     if (shard.index % grid.dp_size() != grid.dp_rank()) continue;
     const std::string marker = shard_marker(options, scorer, conversations, shard);
     Tensor complete = Tensor::from_ints({shard_complete(options, marker, shard) ? 1 : 0}, Shape{1});
-    grid.tp().broadcast(complete, 0);
+    grid.model().broadcast(complete, 0);
     if (complete.i32()[0] != 0) {
       ++summary.shards_reused;
     } else {
       const ShardWork work =
-          annotate_shard(options, scorer, conversations, shard, marker, grid.tp_rank() == 0);
+          annotate_shard(options, scorer, conversations, shard, marker, grid.model().rank() == 0);
       summary.turns += work.turns;
       summary.tokens += work.tokens;
       records += static_cast<int64_t>(shard.end - shard.begin);

@@ -20,6 +20,7 @@
 
 #include "configs/steerlm.pb.h"
 #include "model/llama.h"
+#include "model/pipeline_schedule.h"
 #include "pipeline/chat_template.h"
 #include "pipeline/conversation.h"
 #include "pipeline/tokenizer.h"
@@ -40,11 +41,11 @@ double json_float(float value);
 // An attribute model loaded from a checkpoint, ready to score conversations (forward only).
 class AttributeScorer {
  public:
-  // Throws UserError when `checkpoint_dir` is not an attribute model. `model_options` picks
-  // this rank's TP slice (shard.tp_rank/tp_size and tp_group; PP is not supported here): every
-  // rank of the TP group must then call score() with the same inputs.
-  explicit AttributeScorer(const std::string& checkpoint_dir,
-                           const ModelOptions& model_options = {});
+  // Throws UserError when `checkpoint_dir` is not an attribute model. With a `grid`, this rank
+  // holds its TP slice and PP stage of the model, and every rank of the replica must call
+  // score() with the same inputs; every one of them gets the values.
+  explicit AttributeScorer(const std::string& checkpoint_dir, ProcessGrid* grid = nullptr);
+  ~AttributeScorer();
 
   const std::vector<std::string>& attributes() const { return attributes_; }
   const config::CheckpointManifest& manifest() const { return manifest_; }
@@ -69,6 +70,7 @@ class AttributeScorer {
   TemplateOptions template_options_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<PipelineSchedule> stages_;  // the forward through the PP stages
 };
 
 // One conversation's output record: the input record (every field kept; SteerLM JSONL shape

@@ -86,6 +86,37 @@ void LlamaModel::reduce_tp_partial_gradients() {
   }
 }
 
+void LlamaModel::set_gradients_done_hook(GradientsDoneHook hook) {
+  if (!hook) {
+    core_->set_backward_part_done({});
+    return;
+  }
+  // The parameters of each part, by name: a layer's share its prefix; the rest is the head.
+  const ModelShard& shard = core_->spec().shard;  // layer_end resolved
+  const int layer_begin = shard.layer_begin;
+  const int64_t local_layers = shard.layer_end - shard.layer_begin;
+  std::vector<std::vector<Parameter*>> layers(local_layers);
+  std::vector<Parameter*> head, embedding;
+  for (Parameter& parameter : parameters_) {
+    if (parameter.name == "model.embed_tokens.weight") {
+      embedding.push_back(&parameter);
+      continue;
+    }
+    bool in_layer = false;
+    for (int64_t l = 0; l < local_layers && !in_layer; ++l) {
+      const std::string prefix = "model.layers." + std::to_string(layer_begin + l) + ".";
+      in_layer = parameter.name.rfind(prefix, 0) == 0;
+      if (in_layer) layers[l].push_back(&parameter);
+    }
+    if (!in_layer) head.push_back(&parameter);
+  }
+  core_->set_backward_part_done([hook, layers, head, embedding](int64_t part) {
+    if (part == LlamaCore<float>::kHeadPart) return hook(head);
+    if (part == LlamaCore<float>::kEmbeddingPart) return hook(embedding);
+    hook(layers.at(part));
+  });
+}
+
 TpPlacement LlamaModel::tp_placement(const std::string& name) const {
   return steerlm::tp_placement(CoreSpec::from(config_, head_, n_attributes_, options_), name);
 }

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -158,6 +159,12 @@ class LlamaModel {
   // Attribute predictions (S, A) f32 at the end of each sequence (attribute head).
   // A last PP stage reads hidden_in (B, T, C), the previous stage's output, instead.
   Tensor predict_attributes(const Batch& batch, const Tensor& hidden_in = Tensor());
+
+  // Called during every backward with the parameters whose gradient this backward has just
+  // finished adding to: the head's, then each layer's, then the embedding's. Lets the DP
+  // gradient sync start while backward goes on (Trainer). Empty: no calls.
+  using GradientsDoneHook = std::function<void(const std::vector<Parameter*>& done)>;
+  void set_gradients_done_hook(GradientsDoneHook hook);
 
   // Sums over the TP group the gradients that each TP rank holds only a part of (k_proj and
   // v_proj when they are replicated over TP). Call once per optimizer step, after the backward

@@ -141,6 +141,13 @@ class LlamaCore {
   // Decoding step; see LlamaModel::forward_cached. cache_k/cache_v (L_shard, B, KVH, max_len,
   // HS); tokens (B, N); logits_out (B, V) on the last stage. Under PP a stage without the
   // embedding reads hidden_in (B*N, C) and one without the head writes hidden_out (B*N, C).
+  // Called during backward as each part of the shard has its gradients accumulated: the head
+  // (kHeadPart), each local layer (its local index), the embedding (kEmbeddingPart).
+  static constexpr int64_t kHeadPart = -1, kEmbeddingPart = -2;
+  void set_backward_part_done(std::function<void(int64_t part)> hook) {
+    backward_part_done_ = std::move(hook);
+  }
+
   void forward_cached(T* cache_k, T* cache_v, int64_t max_len, std::vector<int64_t>& lengths,
                       const int32_t* tokens, int64_t batch, int64_t max_new,
                       const std::vector<int>& n_new, const T* hidden_in, T* hidden_out,
@@ -197,6 +204,10 @@ class LlamaCore {
 
   CoreSpec spec_;
   ProcessGroup* tp_ = nullptr;
+  std::function<void(int64_t part)> backward_part_done_;
+  void part_done(int64_t part) {
+    if (backward_part_done_) backward_part_done_(part);
+  }
   ParameterView<T> embed_, final_norm_, lm_head_, attr_weight_, attr_bias_;
   std::vector<LayerWeights> layers_;
   LayerActivations<T> scratch_;  // layer internals when not saved (evaluation, recompute)

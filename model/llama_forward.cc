@@ -154,6 +154,7 @@ void LlamaCore<T>::backward(CoreActivations<T>& saved, T loss_scale, const T* gr
   std::vector<T> dx;  // (B*T, C)
   if (spec_.shard.has_final) {
     head_backward(saved, loss_scale, dx);
+    part_done(kHeadPart);
   } else {
     CHECK(grad_hidden_out != nullptr) << "a shard without the head needs grad_hidden_out";
     dx.assign(grad_hidden_out, grad_hidden_out + n * c);
@@ -168,11 +169,13 @@ void LlamaCore<T>::backward(CoreActivations<T>& saved, T loss_scale, const T* gr
     } else {
       layer_backward(layer, batch, saved.layers[layer], dx);
     }
+    part_done(layer);
   }
 
   // Input gradient: into the embedding table, or out to the previous stage.
   if (spec_.shard.has_embedding) {
     embed_backward(batch.tokens.i32(), n, dx.data());
+    part_done(kEmbeddingPart);
   } else {
     CHECK(grad_hidden_in != nullptr) << "a shard without the embedding needs grad_hidden_in";
     std::copy(dx.begin(), dx.end(), grad_hidden_in);

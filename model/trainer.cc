@@ -81,9 +81,23 @@ Trainer::Trainer(const config::StageConfig& config, LlamaModel& model, BatchSour
     // Gradients become final in reverse registration order (the head first).
     std::vector<Tensor> grads;
     for (auto it = model_.parameters().end(); it != model_.parameters().begin();) {
-      grads.push_back((--it)->grad);
+      bucket_index_[&*--it] = grads.size();
+      grads.push_back(it->grad);
     }
     dp_buckets_ = std::make_unique<GradientBuckets>(grads, config_.parallel().bucket_mb());
+    backwards_done_.assign(grads.size(), 0);
+
+    // A gradient is final once every micro-batch's backward has added to it: its bucket can
+    // start summing over DP while backward works on earlier layers.
+    model_.set_gradients_done_hook([this](const std::vector<Parameter*>& done) {
+      if (overlap_micro_batches_ < 0) return;
+      for (const Parameter* parameter : done) {
+        const size_t index = bucket_index_.at(parameter);
+        if (++backwards_done_[index] == overlap_micro_batches_) {
+          dp_buckets_->mark_ready(environment_.grid->dp(), index);
+        }
+      }
+    });
   }
 
   // The whole model's size, for the FLOP rate (f32: a count for a rate, not an index).
@@ -95,7 +109,9 @@ Trainer::Trainer(const config::StageConfig& config, LlamaModel& model, BatchSour
   }
 }
 
-Trainer::~Trainer() = default;
+Trainer::~Trainer() {
+  model_.set_gradients_done_hook({});
+}
 
 bool Trainer::holds_loss() const {
   // The last stage computes the loss; TP ranks of a stage hold copies of it, counted once.
@@ -103,12 +119,32 @@ bool Trainer::holds_loss() const {
   return grid == nullptr || (grid->is_last_stage() && grid->tp_rank() == 0);
 }
 
+void Trainer::start_overlapped_sync(int micro_batches) {
+  if (dp_buckets_ == nullptr) return;
+  overlap_micro_batches_ = micro_batches;
+  std::fill(backwards_done_.begin(), backwards_done_.end(), 0);
+}
+
 void Trainer::synchronise_gradients() {
+  // TP partial sums (replicated k/v) and DP sums commute; ZeRO-1 keeps only a slice of the
+  // gradients, so TP goes first there, and last after the buckets overwrite the gradients.
   if (zero1_ != nullptr) {
+    model_.reduce_tp_partial_gradients();
     zero1_->reduce_scatter_gradients();
-  } else if (dp_buckets_ != nullptr) {
-    dp_buckets_->all_reduce(environment_.grid->dp());
+    return;
   }
+  if (dp_buckets_ != nullptr) {
+    ProcessGroup& dp = environment_.grid->dp();
+    if (overlap_micro_batches_ < 0) {
+      dp_buckets_->all_reduce(dp);
+    } else {
+      // Every gradient was marked by the hook; a parameter no backward reached (none in a
+      // Llama shard) would fail loudly in finish().
+      dp_buckets_->finish(dp);
+      overlap_micro_batches_ = -1;
+    }
+  }
+  model_.reduce_tp_partial_gradients();
 }
 
 void Trainer::reduce_step_totals(StepResult& result, const PipelineTiming& timing) {
@@ -161,14 +197,16 @@ Trainer::StepResult Trainer::train_step(int64_t step) {
 
   // Forward and backward of this replica's micro-batches through the pipeline (1F1B):
   // gradients of the loss sums.
+  // With DP buckets, their all-reduces start during backward (not at a NaN-injection step,
+  // whose poison must reach the gradients before they are sent).
   const std::vector<Batch> micro_batches = train_.next_step();
+  const auto& nan_steps = environment_.inject_nan_at_steps;
+  const bool poison = std::find(nan_steps.begin(), nan_steps.end(), step + 1) != nan_steps.end();
+  if (!poison) start_overlapped_sync(static_cast<int>(micro_batches.size()));
   const PipelineStepResult pipeline = schedule_->train_step(micro_batches);
-  model_.reduce_tp_partial_gradients();
   result.loss = pipeline.loss;
   for (const Batch& micro_batch : micro_batches) result.tokens += real_tokens(micro_batch);
-  for (int64_t poisoned : environment_.inject_nan_at_steps) {
-    if (poisoned == step + 1) parameters.begin()->grad.f32()[0] = std::nanf("");
-  }
+  if (poison) parameters.begin()->grad.f32()[0] = std::nanf("");
 
   // Sum gradients over the DP replicas and the loss over the world, then divide by the global
   // count.

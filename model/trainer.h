@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "configs/steerlm.pb.h"
@@ -113,6 +114,7 @@ class Trainer {
   StepResult train_step(int64_t step);
   void log_step(int64_t step, const StepResult& result);
   void log_validation(int64_t step, const ValidationResult& result);
+  void start_overlapped_sync(int micro_batches);
   void synchronise_gradients();
   void reduce_step_totals(StepResult& result, const PipelineTiming& timing);
   double global_grad_norm();
@@ -135,7 +137,12 @@ class Trainer {
   std::unique_ptr<AdamW> optimizer_;             // without ZeRO-1
   std::unique_ptr<Zero1AdamW> zero1_;            // with ZeRO-1
   std::unique_ptr<GradientBuckets> dp_buckets_;  // without ZeRO-1, DP > 1
-  double total_parameters_ = 0;                  // over all stages, for the FLOP rate
+  // Overlap of the DP sync with backward: bucket index of each parameter, and how many
+  // micro-batch backwards have finished each gradient this step (-1: not overlapping now).
+  std::unordered_map<const Parameter*, size_t> bucket_index_;
+  std::vector<int> backwards_done_;
+  int overlap_micro_batches_ = -1;
+  double total_parameters_ = 0;  // over all stages, for the FLOP rate
   PipelineBubble last_bubble_;
   PipelineBubble bubble_sum_;  // over steps after the first
   int64_t bubble_steps_ = 0;

@@ -9,18 +9,9 @@
 #  - config mistakes: an unknown steer attribute, a missing model, a greedy k > 1 bootstrap.
 # Usage: steer_cli_test.sh BINARY_DIR
 set -euo pipefail
-binary_dir=$1
-root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
-steerlm=("$binary_dir/bin/steerlm")
+test_name=steer_cli_test
+source "$(dirname "$0")/cli_test_lib.sh"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-mpi() {  # mpi RANKS ARGS...
-  local ranks=$1
-  shift
-  mpirun --oversubscribe --allow-run-as-root -np "$ranks" -x OMP_NUM_THREADS=1 \
-    -x OPENBLAS_NUM_THREADS=1 "${steerlm[@]}" "$@"
-}
-fail() { echo "steer_cli_test: $*"; exit 1; }
 short=(--set train.steps=4 --set train.global_batch_size=8 --set train.val_every=0
        --set checkpoint.every_steps=0 --set "data.train=embedded:default?n=64")
 

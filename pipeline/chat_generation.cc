@@ -17,6 +17,7 @@ namespace steerlm {
 namespace {
 
 std::string joined(const std::vector<std::string>& names) {
+  if (names.empty()) return "none: a plain language model";
   std::string list;
   for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
   return list;

@@ -260,8 +260,11 @@ void run_steer_samples(const std::vector<Conversation>& prompts, std::vector<Ste
   run_share(prompts, samples, begin, end, generator, scorer, settings, batch_tokens);
   if (ranks == 1) return;
 
-  // Step 2: every rank publishes its share; rank 0 reads the others' once all have.
-  write_file_atomic(part_path(work_dir, static_cast<int>(rank)), part_lines(*samples, begin, end));
+  // Step 2: the other ranks publish their shares; rank 0 reads them once all have.
+  if (rank != 0) {
+    write_file_atomic(part_path(work_dir, static_cast<int>(rank)),
+                      part_lines(*samples, begin, end));
+  }
   grid.world().barrier();
   if (rank != 0) return;
   for (size_t other = 1; other < ranks; ++other) {

@@ -31,38 +31,18 @@ struct GenerateFlags {
   std::string attributes;
 };
 
-// Reads {"prompt", "system"?, "attributes"?} lines; `records` keeps each line for the output.
+// The requests of a prompts file; `records` keeps each line for the output.
 std::vector<GenerationRequest> read_requests(const std::string& path,
                                              const ChatGenerator& generator,
                                              const std::map<std::string, float>& defaults,
                                              std::vector<json>* records) {
-  std::ifstream in(path);
-  if (!in) throw UserError("cannot read " + path);
   std::vector<GenerationRequest> requests;
-  int64_t line_number = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_number;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + ":" + std::to_string(line_number);
-    GenerationRequest request;
-    request.attributes = defaults;
-    request.stream = requests.size();
-    try {
-      json record = json::parse(line);
-      request.context = user_prompt_context(record.at("prompt").get<std::string>());
-      if (record.contains("system")) request.context.system = record["system"].get<std::string>();
-      if (record.contains("attributes")) {
-        for (const auto& [name, value] : record["attributes"].items())
-          request.attributes[name] = value.get<float>();
-      }
-      records->push_back(std::move(record));
-    } catch (const json::exception& error) {
-      throw UserError(where +
-                      ": expected {\"prompt\": TEXT, \"system\"?: TEXT, "
-                      "\"attributes\"?: {name: value}}: " +
-                      error.what());
-    }
-    check_attribute_values(request.attributes, generator.attributes, where + ": attributes");
+  for (PromptLine& line : read_prompt_lines(path)) {
+    GenerationRequest request{std::move(line.context), defaults, requests.size()};
+    for (const auto& [name, value] : line.attributes) request.attributes[name] = value;
+    check_attribute_values(request.attributes, generator.attributes,
+                           request.context.source.str() + ": attributes");
+    records->push_back(std::move(line.record));
     requests.push_back(std::move(request));
   }
   return requests;

@@ -177,8 +177,8 @@ void register_eval_steer_command(CLI::App& app) {
       app.add_subcommand("eval-steer", "measure steerability (generate, score, correlate)");
   auto options = add_stage_options(command);
   auto flags = add_steer_flags(command,
-                               "held-out prompts, any conversation format "
-                               "(data.validation)",
+                               "held-out prompts (data.validation): generate's "
+                               "prompts JSONL or any conversation format",
                                "output directory (output_dir)");
   command->callback([options, flags] { run_eval_steer_command(*options, *flags); });
 }
@@ -187,8 +187,9 @@ void register_bootstrap_command(CLI::App& app) {
   CLI::App* command =
       app.add_subcommand("bootstrap", "build a second-round ACSFT dataset (paper 3.4)");
   auto options = add_stage_options(command);
-  auto flags = add_steer_flags(command, "prompts, any conversation format (data.train)",
-                               "the new ACSFT dataset, SteerLM JSONL");
+  auto flags = add_steer_flags(
+      command, "prompts (data.train): generate's prompts JSONL or any conversation format",
+      "the new ACSFT dataset, SteerLM JSONL");
   command->get_option("--output")->required();
   command->callback([options, flags] { run_bootstrap_command(*options, *flags); });
 }

@@ -4,12 +4,13 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <nlohmann/json.hpp>
+#include <fstream>
 #include <sstream>
 
 #include "model/checkpoint.h"
 #include "model/generation.h"
 #include "pipeline/chat_template.h"
+#include "pipeline/synth.h"
 #include "pipeline/tokenizer_sentencepiece.h"
 #include "runtime/error.h"
 
@@ -198,6 +199,51 @@ Conversation user_prompt_context(const std::string& prompt) {
   Conversation conversation;
   conversation.turns.push_back(Turn{Role::kUser, prompt, {}, {}});
   return conversation;
+}
+
+std::vector<PromptLine> read_prompt_lines(const std::string& path) {
+  using json = nlohmann::json;
+  std::ifstream in(path);
+  if (!in) throw UserError("cannot read " + path);
+  std::vector<PromptLine> prompts;
+  int64_t line_number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    PromptLine prompt;
+    try {
+      prompt.record = json::parse(line);
+      prompt.context = user_prompt_context(prompt.record.at("prompt").get<std::string>());
+      if (prompt.record.contains("system"))
+        prompt.context.system = prompt.record["system"].get<std::string>();
+      if (prompt.record.contains("attributes")) {
+        for (const auto& [name, value] : prompt.record["attributes"].items())
+          prompt.attributes[name] = value.get<float>();
+      }
+    } catch (const json::exception& error) {
+      throw UserError(path + ":" + std::to_string(line_number) +
+                      ": expected {\"prompt\": TEXT, \"system\"?: TEXT, "
+                      "\"attributes\"?: {name: value}}: " +
+                      error.what());
+    }
+    prompt.context.source = SourceRef{path, line_number};
+    prompts.push_back(std::move(prompt));
+  }
+  return prompts;
+}
+
+bool is_prompt_lines_file(const std::string& path) {
+  if (is_embedded_spec(path)) return false;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!record.is_object() || !record.contains("prompt") || !record["prompt"].is_string())
+      return false;
+    return !record.contains("response") && !record.contains("chosen") &&
+           !record.contains("response_1");
+  }
+  return false;
 }
 
 }  // namespace steerlm

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -77,5 +78,20 @@ std::vector<GeneratedText> generate_texts(ChatGenerator& generator,
 
 // A single-turn context: `prompt` as the user turn.
 Conversation user_prompt_context(const std::string& prompt);
+
+// One line of a prompts file (generate --input, and eval-steer/bootstrap --input):
+// {"prompt": TEXT, "system"?: TEXT, "attributes"?: {name: value}}.
+struct PromptLine {
+  Conversation context;                     // the prompt as a user turn; source is FILE:LINE
+  std::map<std::string, float> attributes;  // as written, not yet checked
+  nlohmann::json record;                    // the whole line, for writers that keep its fields
+};
+
+// Reads every non-blank line; UserError naming FILE:LINE for a line of another form.
+std::vector<PromptLine> read_prompt_lines(const std::string& path);
+
+// Whether `path`'s first record has that form: a string "prompt" and no response of its own
+// (HelpSteer, preference pairs and oasst trees also have a "prompt" key).
+bool is_prompt_lines_file(const std::string& path);
 
 }  // namespace steerlm

@@ -35,6 +35,25 @@ std::optional<Conversation> prompt_of(const Conversation& conversation) {
   return prompt;
 }
 
+// The conversations of a prompts file (generate's form) or of any conversation format.
+std::vector<Conversation> read_prompt_source(const std::string& path,
+                                             const config::DataConfig& data,
+                                             BadRecordLog* bad_records) {
+  if (data.format() != config::DataFormat::AUTO || !is_prompt_lines_file(path)) {
+    return read_conversations(path, resolve_format(path, data.format()), bad_records);
+  }
+  std::vector<Conversation> conversations;
+  for (PromptLine& line : read_prompt_lines(path)) {
+    if (!line.attributes.empty()) {
+      throw UserError(line.context.source.str() +
+                      ": attributes: eval-steer and bootstrap choose the requested label "
+                      "themselves (eval.*, generate.default_attributes); remove the field");
+    }
+    conversations.push_back(std::move(line.context));
+  }
+  return conversations;
+}
+
 // Identity of a prompt for de-duplication: its system prompt and every turn's text.
 std::string prompt_key(const Conversation& prompt) {
   std::string key = prompt.system ? "S" + *prompt.system : "D";
@@ -115,8 +134,7 @@ std::vector<Conversation> read_prompts(const std::vector<std::string>& paths,
   std::vector<Conversation> prompts;
   std::set<std::string> seen;
   for (const std::string& path : paths) {
-    const DataFormatKind format = resolve_format(path, data.format());
-    for (const Conversation& conversation : read_conversations(path, format, bad_records)) {
+    for (const Conversation& conversation : read_prompt_source(path, data, bad_records)) {
       std::optional<Conversation> prompt = prompt_of(conversation);
       if (!prompt) {
         bad_records->report(conversation.source, "no_user_turn",

@@ -31,8 +31,9 @@ namespace steerlm {
 
 class ProcessGrid;
 
-// The prompts of `paths` (any conversation format): each conversation cut after its last user
-// turn, duplicates (same system and turns) left out, at most `max_prompts` (0: all) in file order.
+// The prompts of `paths`: generate's prompts files ({"prompt", "system"?} lines, when
+// data.format is AUTO) or any conversation format, each conversation cut after its last user
+// turn; duplicates (same system and turns) left out; at most `max_prompts` (0: all), in order.
 std::vector<Conversation> read_prompts(const std::vector<std::string>& paths,
                                        const config::DataConfig& data, int max_prompts,
                                        BadRecordLog* bad_records);

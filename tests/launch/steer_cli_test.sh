@@ -78,6 +78,16 @@ for name, entry in report["attributes"].items():
 print("steer_cli_test: eval-steer keys and numbers check; DP=2 texts equal DP=1")
 PY
 
+# --input: generate's prompts JSONL (2 prompts) overrides the config's data; levels 0 and 4.
+printf '%s\n' '{"prompt": "What is 3 plus 4?"}' '{"prompt": "Name three colours.", "system": ""}' \
+  >"$root/prompts.jsonl"
+"${steerlm[@]}" "${steer[@]}" --input "$root/prompts.jsonl" --set eval.levels=0,4 \
+  --output "$root/steer_input" >"$root/steer_input.out" 2>&1 ||
+  { cat "$root/steer_input.out"; fail "eval-steer --input"; }
+[ "$(wc -l <"$root/steer_input/generations.jsonl")" -eq 8 ] || fail "--input: not 2x2x2 generations"
+grep -q '"source":"[^"]*prompts.jsonl:2"' "$root/steer_input/generations.jsonl" ||
+  fail "--input: prompts not from the file"
+
 # bootstrap: 4 prompts x k=3, twice with the same seed, once with another.
 boot=(bootstrap --config configs/stages/bootstrap_tiny.pbtxt "${models[@]}"
       --set eval.max_prompts=4 --set eval.samples_per_prompt=3 --set generate.max_new_tokens=24)

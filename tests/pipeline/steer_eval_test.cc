@@ -173,6 +173,35 @@ TEST(ReadPrompts, CutsAfterTheLastUserTurnDropsDuplicatesAndStopsAtMax) {
   EXPECT_EQ(read_prompts({path}, config::DataConfig(), 1, &bad_records).size(), 1u);
 }
 
+TEST(ReadPrompts, ReadsGeneratesPromptFilesAndRefusesPerLineAttributes) {
+  testing_util::TempDir dir;
+  const std::string path = dir.file("prompts.jsonl",
+                                    "{\"prompt\": \"a\"}\n\n"
+                                    "{\"prompt\": \"b\", \"system\": \"s\"}\n"
+                                    "{\"prompt\": \"a\"}\n");
+  BadRecordLog bad_records;
+  const std::vector<Conversation> prompts =
+      read_prompts({path}, config::DataConfig(), 0, &bad_records);
+  ASSERT_EQ(prompts.size(), 2u);
+  EXPECT_EQ(prompts[1].turns.size(), 1u);
+  EXPECT_EQ(prompts[1].turns[0].text, "b");
+  EXPECT_EQ(prompts[1].system, "s");
+  EXPECT_EQ(prompts[0].system, std::nullopt);
+  EXPECT_EQ(prompts[1].source.str(), path + ":3");
+
+  const std::string labelled =
+      dir.file("labelled.jsonl", R"({"prompt": "a", "attributes": {"verbosity": 1}})"
+                                 "\n");
+  try {
+    read_prompts({labelled}, config::DataConfig(), 0, &bad_records);
+    FAIL() << "per-line attributes were accepted";
+  } catch (const UserError& error) {
+    EXPECT_EQ(std::string(error.what()),
+              labelled + ":1: attributes: eval-steer and bootstrap choose the requested label " +
+                  "themselves (eval.*, generate.default_attributes); remove the field");
+  }
+}
+
 TEST(HeldOutPrompts, AreThePromptsOfSftsValidationSplit) {
   const config::StageConfig config = steer_config(
       R"(data { train: "embedded:default?n=120" validation_fraction: 0.2 } train { seed: 3 })");

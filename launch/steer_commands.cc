@@ -5,9 +5,10 @@
 //   the flags override model.init_from, eval.attribute_model, data.validation and output_dir.
 //   Writes DIR/eval.json (DESIGN §4), DIR/generations.jsonl, a table on stdout, DONE last.
 // bootstrap [--model ...] [--attribute-model ...] [--input PROMPTS] --output JSONL:
-//   k = eval.samples_per_prompt samples per prompt of data.train (--input) under high-quality
-//   labels, annotated, written as NeMo-Aligner SteerLM JSONL; the job directory (logs,
-//   config.pbtxt, DONE) is output_dir, by default JSONL.work.
+//   k = eval.samples_per_prompt samples per prompt sft trains on (data.train less the validation
+//   split, or every prompt of --input) under high-quality labels, annotated, written as
+//   NeMo-Aligner SteerLM JSONL; the job directory (logs, config.pbtxt, DONE) is output_dir, by
+//   default JSONL.work.
 // Both run data-parallel over the world (TP = PP = 1), rank 0 gathering.
 #include <glog/logging.h>
 
@@ -79,10 +80,14 @@ std::vector<std::string> flag_overrides(const SteerFlags& flags, const std::stri
   if (!flags.attribute_model.empty())
     overrides.push_back("eval.attribute_model=" + flags.attribute_model);
   if (!flags.input.empty()) overrides.push_back(input_field + "=" + flags.input);
+  // bootstrap --input: every prompt of the file (no validation split held back).
+  if (!flags.input.empty() && input_field == "data.train")
+    overrides.push_back("data.validation_fraction=0");
   if (output_is_dir && !flags.output.empty()) overrides.push_back("output_dir=" + flags.output);
   return overrides;
 }
 
+// Writes <directory>/data/skipped_records.jsonl (rank 0): bad input records and left-out samples.
 void log_skipped(const BadRecordLog& bad_records, const fs::path& directory, int rank) {
   if (rank != 0) return;
   bad_records.write_listing(directory / "data" / "skipped_records.jsonl");
@@ -137,13 +142,8 @@ void run_bootstrap_command(const StageOptions& options, const SteerFlags& flags)
 
   // Step 2: prompts of data.train, k samples each, generated and scored.
   const fs::path directory = job.config.output_dir();
-  const config::DataConfig& data = job.config.data();
-  if (data.train_size() == 0) throw UserError("data.train: no prompts; set it or pass --input");
-  BadRecordLog bad_records(data.on_bad_record());
-  const std::vector<Conversation> prompts =
-      read_prompts({data.train().begin(), data.train().end()}, data,
-                   job.config.eval().max_prompts(), &bad_records);
-  log_skipped(bad_records, directory, job.grid->world_rank());
+  BadRecordLog bad_records(job.config.data().on_bad_record());
+  const std::vector<Conversation> prompts = training_prompts_for(job.config, &bad_records);
   std::vector<SteerSample> samples = plan_bootstrap_samples(prompts.size(), target, k);
   LOG(INFO) << "bootstrap: " << prompts.size() << " prompts x " << k << " samples, top_k "
             << settings.top_k() << ", temperature " << settings.temperature();
@@ -152,9 +152,21 @@ void run_bootstrap_command(const StageOptions& options, const SteerFlags& flags)
                     *job.grid, directory.string());
   if (job.grid->world_rank() != 0) return;
 
-  // Step 3: rank 0 writes the dataset (atomically), then DONE.
-  write_file_atomic(flags.output, bootstrap_jsonl(prompts, samples, *job.scorer, batch_tokens));
-  LOG(INFO) << "bootstrap: wrote " << samples.size() << " records to " << flags.output;
+  // Step 3: rank 0 writes the dataset (atomically) and what it left out, then DONE.
+  int64_t records = 0;
+  const std::string lines =
+      bootstrap_jsonl(prompts, samples, *job.scorer, batch_tokens, &bad_records, &records);
+  log_skipped(bad_records, directory, 0);
+  const int64_t empty = static_cast<int64_t>(samples.size()) - records;
+  if (records == 0) {
+    throw UserError("bootstrap: all " + std::to_string(samples.size()) +
+                    " responses were empty; nothing to write to " + flags.output +
+                    " (check generate.max_new_tokens and the model)");
+  }
+  write_file_atomic(flags.output, lines);
+  LOG(INFO) << "bootstrap: wrote " << records << " records to " << flags.output << "; " << empty
+            << " empty responses left out (listed in "
+            << (directory / "data" / "skipped_records.jsonl").string() << ")";
   write_file_atomic(directory / "DONE", "");
 }
 

@@ -149,35 +149,61 @@ std::vector<Conversation> read_prompts(const std::vector<std::string>& paths,
   return prompts;
 }
 
-std::vector<Conversation> held_out_prompts_for(const config::StageConfig& config,
-                                               BadRecordLog* bad_records) {
-  const config::DataConfig& data = config.data();
-  const int max_prompts = config.eval().max_prompts();
-  if (data.validation_size() > 0) {
-    return read_prompts({data.validation().begin(), data.validation().end()}, data, max_prompts,
-                        bad_records);
-  }
-  if (data.train_size() == 0) {
-    throw UserError("data.validation and data.train: no prompts; set one (or pass --input)");
-  }
+namespace {
 
-  // The validation split of data.train, by prompt, as load_stage_data makes it for sft.
+// The prompts of data.train on one side of load_stage_data's split by prompt (the same
+// data.validation_fraction and train.seed as sft), at most eval.max_prompts.
+std::vector<Conversation> split_train_prompts(const config::StageConfig& config, bool held_out,
+                                              BadRecordLog* bad_records) {
+  const config::DataConfig& data = config.data();
   std::vector<Conversation> all =
       read_prompts({data.train().begin(), data.train().end()}, data, 0, bad_records);
   std::vector<uint64_t> hashes;
   for (const Conversation& prompt : all) hashes.push_back(conversation_prompt_hash(prompt));
-  const std::set<uint64_t> held_out =
+  const std::set<uint64_t> validation =
       held_out_prompts(hashes, data.validation_fraction(), config.train().seed());
+  const int max_prompts = config.eval().max_prompts();
   std::vector<Conversation> prompts;
   for (Conversation& prompt : all) {
     if (max_prompts > 0 && static_cast<int>(prompts.size()) == max_prompts) break;
-    if (held_out.count(conversation_prompt_hash(prompt))) prompts.push_back(std::move(prompt));
+    if ((validation.count(conversation_prompt_hash(prompt)) > 0) == held_out) {
+      prompts.push_back(std::move(prompt));
+    }
   }
+  return prompts;
+}
+
+}  // namespace
+
+std::vector<Conversation> held_out_prompts_for(const config::StageConfig& config,
+                                               BadRecordLog* bad_records) {
+  const config::DataConfig& data = config.data();
+  if (data.validation_size() > 0) {
+    return read_prompts({data.validation().begin(), data.validation().end()}, data,
+                        config.eval().max_prompts(), bad_records);
+  }
+  if (data.train_size() == 0) {
+    throw UserError("data.validation and data.train: no prompts; set one (or pass --input)");
+  }
+  std::vector<Conversation> prompts = split_train_prompts(config, true, bad_records);
   if (prompts.empty()) {
     throw UserError(
         "data.validation_fraction: no held-out prompts in data.train; set data.validation "
         "(or --input) or a validation_fraction > 0");
   }
+  return prompts;
+}
+
+std::vector<Conversation> training_prompts_for(const config::StageConfig& config,
+                                               BadRecordLog* bad_records) {
+  const config::DataConfig& data = config.data();
+  if (data.train_size() == 0) throw UserError("data.train: no prompts; set it or pass --input");
+  if (data.validation_size() > 0) {
+    return read_prompts({data.train().begin(), data.train().end()}, data,
+                        config.eval().max_prompts(), bad_records);
+  }
+  std::vector<Conversation> prompts = split_train_prompts(config, false, bad_records);
+  if (prompts.empty()) throw UserError("data.train: no prompts outside the validation split");
   return prompts;
 }
 
@@ -378,7 +404,7 @@ std::string generations_jsonl(const std::vector<Conversation>& prompts,
 
 std::string bootstrap_jsonl(const std::vector<Conversation>& prompts,
                             const std::vector<SteerSample>& samples, AttributeScorer& scorer,
-                            int64_t batch_tokens) {
+                            int64_t batch_tokens, BadRecordLog* left_out, int64_t* records) {
   // Step 1: score the earlier assistant turns of multi-turn prompts, once per prompt.
   std::vector<std::vector<int32_t>> inputs;
   std::vector<std::pair<size_t, size_t>> owners;  // (prompt, turn) of each input
@@ -397,7 +423,15 @@ std::string bootstrap_jsonl(const std::vector<Conversation>& prompts,
   const TemplateOptions template_options =
       make_template_options(scorer.manifest().chat_template(), scorer.attributes());
   std::string lines;
+  *records = 0;
   for (const SteerSample& sample : samples) {
+    if (sample.response.text.empty()) {
+      left_out->note(prompts[sample.prompt].source, bad_reason::kEmptyResponse,
+                     "sample " + std::to_string(sample.sample) +
+                         ": empty response (the model ended its turn at once); left out");
+      continue;
+    }
+    ++*records;
     Conversation conversation = sample_conversation(prompts[sample.prompt], sample);
     conversation.record = {{"bootstrap",
                             {{"source", conversation.source.str()},

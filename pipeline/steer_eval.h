@@ -43,6 +43,11 @@ std::vector<Conversation> read_prompts(const std::vector<std::string>& paths,
 std::vector<Conversation> held_out_prompts_for(const config::StageConfig& config,
                                                BadRecordLog* bad_records);
 
+// bootstrap's prompts, those sft trains on: data.train, less the prompts held out for validation
+// when data.validation is not set (data.validation_fraction: 0 keeps them all).
+std::vector<Conversation> training_prompts_for(const config::StageConfig& config,
+                                               BadRecordLog* bad_records);
+
 // One response to generate and score.
 struct SteerSample {
   size_t prompt = 0;    // index into the prompts
@@ -111,9 +116,11 @@ std::string generations_jsonl(const std::vector<Conversation>& prompts,
 // The bootstrapped ACSFT dataset: NeMo-Aligner SteerLM JSONL, one record per sample, labelled
 // like annotate's output (label clamped and rounded, attribute_values raw) on every assistant
 // turn: the new response with its sample's predicted values, and the earlier assistant turns of
-// a multi-turn prompt scored here (once per prompt, on the calling rank).
+// a multi-turn prompt scored here (once per prompt, on the calling rank). A sample whose response
+// is empty (the model ended its turn at once) would be a bad record for sft: it is left out and
+// noted in `left_out` with reason empty_response. `records` receives the number written.
 std::string bootstrap_jsonl(const std::vector<Conversation>& prompts,
                             const std::vector<SteerSample>& samples, AttributeScorer& scorer,
-                            int64_t batch_tokens);
+                            int64_t batch_tokens, BadRecordLog* left_out, int64_t* records);
 
 }  // namespace steerlm

@@ -128,13 +128,21 @@ grep -q "no bad records" "$root/inspect.err" || { cat "$root/inspect.err"; fail 
   --set output_dir="$root/sft2" >"$root/sft2.out" 2>&1 || { cat "$root/sft2.out"; fail "sft 2"; }
 [ -e "$root/sft2/DONE" ] || fail "second-round sft wrote no DONE"
 
-# Mistakes: one line naming the field, exit 1.
 expect_error() {  # expect_error PATTERN ARGS...
   local pattern=$1
   shift
   if "${steerlm[@]}" "$@" >"$root/err.out" 2>&1; then fail "accepted: $*"; fi
   grep -q -- "$pattern" "$root/err.out" || { cat "$root/err.out"; fail "no '$pattern' for: $*"; }
 }
+
+# Empty responses are left out of the dataset and listed; when all are, it is an error.
+expect_error "bootstrap: all 12 responses were empty" "${boot[@]}" --set generate.max_new_tokens=0 \
+  --output "$root/empty.jsonl"
+[ "$(grep -c '"reason":"empty_response"' "$root/empty.jsonl.work/data/skipped_records.jsonl")" \
+  -eq 12 ] || fail "empty responses not listed"
+[ ! -e "$root/empty.jsonl" ] || fail "an all-empty bootstrap wrote a dataset"
+
+# Mistakes: one line naming the field, exit 1.
 expect_error "eval.steer_attributes: 'humor' is not in the model's attribute set (helpfulness," \
   "${steer[@]}" --output "$root/bad1" --set eval.steer_attributes=humor
 expect_error "eval.attribute_model: not set" eval-steer --config configs/stages/eval_steer_tiny.pbtxt \

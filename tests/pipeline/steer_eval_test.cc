@@ -1,6 +1,6 @@
 // eval-steer's and bootstrap's pure parts: the report (Pearson against a hand-computed value,
 // per-level means, exactly the keys of DESIGN §4), the sample plans, the target label, prompt
-// reading (cut after the last user turn, de-duplicated) and the held-out split matching sft's.
+// reading (cut after the last user turn, de-duplicated) and the prompt split matching sft's.
 #include "pipeline/steer_eval.h"
 
 #include <gtest/gtest.h>
@@ -202,7 +202,7 @@ TEST(ReadPrompts, ReadsGeneratesPromptFilesAndRefusesPerLineAttributes) {
   }
 }
 
-TEST(HeldOutPrompts, AreThePromptsOfSftsValidationSplit) {
+TEST(SplitPrompts, HeldOutAreSftsValidationSplitAndTrainingTheRest) {
   const config::StageConfig config = steer_config(
       R"(data { train: "embedded:default?n=120" validation_fraction: 0.2 } train { seed: 3 })");
   BadRecordLog bad_records;
@@ -213,12 +213,19 @@ TEST(HeldOutPrompts, AreThePromptsOfSftsValidationSplit) {
   stage.mutable_train()->set_seq_len(4096);
   testing_util::ByteTokenizer tokenizer;
   const StageData data = load_stage_data(stage, tokenizer, SampleTask::kLanguageModel);
-  std::set<uint64_t> validation, held_out;
+  std::set<uint64_t> validation, held_out, train, training;
   for (const TokenizedSample& sample : data.validation) validation.insert(sample.prompt_hash);
   for (const Conversation& prompt : prompts) held_out.insert(conversation_prompt_hash(prompt));
   EXPECT_FALSE(held_out.empty());
   EXPECT_EQ(held_out, validation);
   for (const Conversation& prompt : prompts) EXPECT_EQ(prompt.turns.back().role, Role::kUser);
+
+  // bootstrap's prompts are the other side: the ones sft trains on.
+  for (const TokenizedSample& sample : data.train) train.insert(sample.prompt_hash);
+  for (const Conversation& prompt : training_prompts_for(config, &bad_records)) {
+    training.insert(conversation_prompt_hash(prompt));
+  }
+  EXPECT_EQ(training, train);
 }
 
 }  // namespace

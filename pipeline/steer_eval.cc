@@ -6,8 +6,9 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <optional>
 #include <set>
+#include <sstream>
 
 #include "parallel/process_grid.h"
 #include "pipeline/attribute_eval.h"

@@ -64,8 +64,7 @@ SteerJob start_steer_job(const std::string& command, const StageOptions& options
     // TODO(steer-cuda): decode and score on the CUDA backend; generation's KV cache and the
     // scorer's forward are host-only today, so a CUDA run would silently use the CPU.
     throw UserError("device: " + command +
-                    " generates and scores on the CPU backend only for "
-                    "now; set device: CPU");
+                    " generates and scores on the CPU backend only for now; set device: CPU");
   }
   job.grid = ProcessGrid::create(mpi, job.config, where);
   require_one_rank_replicas(*job.grid, command);

@@ -4,11 +4,11 @@
 // eval-steer [--model SFT_CKPT] [--attribute-model ATTR_CKPT] [--input PROMPTS] [--output DIR]:
 //   the flags override model.init_from, eval.attribute_model, data.validation and output_dir.
 //   Writes DIR/eval.json (DESIGN §4), DIR/generations.jsonl, a table on stdout, DONE last.
-// bootstrap [--model ...] [--attribute-model ...] [--input PROMPTS] --output JSONL:
+// bootstrap [--model ...] [--attribute-model ...] [--input PROMPTS] [--output JSONL]:
 //   k = eval.samples_per_prompt samples per prompt sft trains on (data.train less the validation
 //   split, or every prompt of --input) under high-quality labels, annotated, written as
-//   NeMo-Aligner SteerLM JSONL; the job directory (logs, config.pbtxt, DONE) is output_dir, by
-//   default JSONL.work.
+//   NeMo-Aligner SteerLM JSONL to JSONL (default <output_dir>/bootstrap.jsonl); the job
+//   directory (logs, config.pbtxt, DONE) is output_dir, by default JSONL.work.
 // Both run data-parallel over the world (TP = PP = 1), rank 0 gathering.
 #include <glog/logging.h>
 
@@ -131,10 +131,17 @@ void run_eval_steer_command(const StageOptions& options, const SteerFlags& flags
   write_file_atomic(directory / "DONE", "");
 }
 
+// bootstrap's dataset: --output, else <output_dir>/bootstrap.jsonl (e.g. a pipeline job's).
+std::string bootstrap_output(const SteerFlags& flags, const config::StageConfig& config) {
+  if (!flags.output.empty()) return flags.output;
+  return (fs::path(config.output_dir()) / "bootstrap.jsonl").string();
+}
+
 void run_bootstrap_command(const StageOptions& options, const SteerFlags& flags) {
   // Step 1: config and models; sampling defaults to top-k 50 at temperature 1 (paper §3.4).
   SteerJob job = start_steer_job("bootstrap", options, flag_overrides(flags, "data.train", false),
-                                 flags.output + ".work");
+                                 flags.output.empty() ? "" : flags.output + ".work");
+  const std::string output = bootstrap_output(flags, job.config);
   config::GenerateConfig settings = job.config.generate();
   if (!settings.has_top_k()) settings.set_top_k(50);
   if (!settings.has_temperature()) settings.set_temperature(1.0f);
@@ -166,11 +173,11 @@ void run_bootstrap_command(const StageOptions& options, const SteerFlags& flags)
   const int64_t empty = static_cast<int64_t>(samples.size()) - records;
   if (records == 0) {
     throw UserError("bootstrap: all " + std::to_string(samples.size()) +
-                    " responses were empty; nothing to write to " + flags.output +
+                    " responses were empty; nothing to write to " + output +
                     " (check generate.max_new_tokens and the model)");
   }
-  write_file_atomic(flags.output, lines);
-  LOG(INFO) << "bootstrap: wrote " << records << " records to " << flags.output << "; " << empty
+  write_file_atomic(output, lines);
+  LOG(INFO) << "bootstrap: wrote " << records << " records to " << output << "; " << empty
             << " empty responses left out (listed in "
             << (directory / "data" / "skipped_records.jsonl").string() << ")";
   write_file_atomic(directory / "DONE", "");
@@ -207,8 +214,7 @@ void register_bootstrap_command(CLI::App& app) {
   auto options = add_stage_options(command);
   auto flags = add_steer_flags(
       command, "prompts (data.train): generate's prompts JSONL or any conversation format",
-      "the new ACSFT dataset, SteerLM JSONL");
-  command->get_option("--output")->required();
+      "the new ACSFT dataset, SteerLM JSONL (default: <output_dir>/bootstrap.jsonl)");
   command->callback([options, flags] { run_bootstrap_command(*options, *flags); });
 }
 

@@ -135,6 +135,14 @@ expect_error() {  # expect_error PATTERN ARGS...
   grep -q -- "$pattern" "$root/err.out" || { cat "$root/err.out"; fail "no '$pattern' for: $*"; }
 }
 
+# The shipped config with only the models and output_dir: the dataset goes into output_dir.
+"${steerlm[@]}" bootstrap --config configs/stages/bootstrap_tiny.pbtxt --set eval.max_prompts=2 \
+  --set model.init_from="$root/sft/checkpoint" --set eval.attribute_model="$root/attr/checkpoint" \
+  --set output_dir="$root/boot_dir" >"$root/boot_dir.out" 2>&1 ||
+  { cat "$root/boot_dir.out"; fail "bootstrap into output_dir"; }
+[ "$(wc -l <"$root/boot_dir/bootstrap.jsonl")" -eq 8 ] && [ -e "$root/boot_dir/DONE" ] ||
+  fail "bootstrap_tiny: not 2 prompts x 4 samples in output_dir/bootstrap.jsonl"
+
 # Empty responses are left out of the dataset and listed; when all are, it is an error.
 expect_error "bootstrap: all 12 responses were empty" "${boot[@]}" --set generate.max_new_tokens=0 \
   --output "$root/empty.jsonl"

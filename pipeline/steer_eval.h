@@ -5,9 +5,11 @@
 // with an attribute model (input form of DESIGN §1: the response as the assistant turn, then
 // <extra_id_2>):
 //
+//   SteerPlan plan = make_steer_plan(config, generator.attributes, scorer.attributes());
 //   std::vector<Conversation> prompts = held_out_prompts_for(config, &bad_records);
 //   std::vector<SteerSample> samples = plan_steer_samples(prompts.size(), plan);
-//   run_steer_samples(prompts, &samples, generator, scorer, settings, grid);  // collective
+//   run_steer_samples(prompts, &samples, generator, scorer, config.generate(), batch_tokens,
+//                     grid, output_dir);                                        // collective
 //   nlohmann::json result = steer_report(samples, scorer.attributes(), plan);  // eval.json
 //
 // Samples are spread over the data-parallel ranks in contiguous shares; sample i always samples

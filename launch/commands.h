@@ -15,6 +15,9 @@ void register_data_commands(CLI::App& app);      // data inspect, data synth, to
 void register_convert_command(CLI::App& app);    // convert
 void register_pipeline_commands(CLI::App& app);  // pipeline run|submit|status
 
+// Called by register_eval_commands, so that eval-steer is listed beside eval-attr.
+void register_eval_steer_command(CLI::App& app);  // launch/steer_commands.cc
+
 // For a command whose implementation has not landed: fails loudly, naming the tracking issue.
 [[noreturn]] void fail_not_built(const std::string& command, int issue);
 

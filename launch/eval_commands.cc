@@ -1,4 +1,4 @@
-// steerlm eval-attr and steerlm eval-steer.
+// steerlm eval-attr (eval-steer lives in launch/steer_commands.cc with bootstrap).
 //
 // eval-attr --model CKPT --input JSONL --output DIR: scores labelled conversations (any reader
 // format) or preference pairs with an attribute model; writes DIR/eval.json (DESIGN §4), the
@@ -68,7 +68,7 @@ void register_eval_commands(CLI::App& app) {
   eval_attr->add_option("--output", flags->output, "output directory (eval.json)")->required();
   eval_attr->callback([stage_options, flags] { run_eval_attr_command(*stage_options, *flags); });
 
-  add_unbuilt_command(app, "eval-steer", "measure steerability (generate, score, correlate)", 7);
+  register_eval_steer_command(app);
 }
 
 }  // namespace steerlm

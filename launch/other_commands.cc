@@ -4,10 +4,6 @@
 
 namespace steerlm {
 
-void register_bootstrap_command(CLI::App& app) {
-  add_unbuilt_command(app, "bootstrap", "build a second-round ACSFT dataset (paper 3.4)", 7);
-}
-
 void register_pipeline_commands(CLI::App& app) {
   CLI::App* pipeline = app.add_subcommand("pipeline", "run, submit or report on a pipeline");
   pipeline->require_subcommand(1);

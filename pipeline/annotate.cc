@@ -274,6 +274,16 @@ std::vector<ShardPlan> plan_shards(size_t records, int64_t shard_records) {
 
 }  // namespace
 
+void require_one_rank_replicas(const ProcessGrid& grid, const std::string& command) {
+  if (grid.tp_size() > 1 || grid.pp_size() > 1) {
+    // TODO(annotate-tp): score and generate through a TP/PP-sharded model; the forward-only
+    // paths run each data-parallel replica on a single rank for now.
+    throw UserError("parallel.tp/parallel.pp: " + command +
+                    " runs each data-parallel replica on one rank; set parallel.tp: 1 and "
+                    "parallel.pp: 1 (DP = world size)");
+  }
+}
+
 AnnotateSummary run_annotation(const AnnotateOptions& options, AttributeScorer& scorer,
                                ProcessGrid& grid) {
   const auto start = std::chrono::steady_clock::now();

@@ -106,6 +106,10 @@ struct AnnotateSummary {
   double seconds = 0;
 };
 
+// Forward-only stages (annotate, eval-steer, bootstrap) run each data-parallel replica on one
+// rank: UserError naming parallel.tp/parallel.pp when the layout has TP or PP > 1.
+void require_one_rank_replicas(const ProcessGrid& grid, const std::string& command);
+
 // Runs the whole job on every rank of `grid` (collective). Rank 0 writes the output and DONE.
 AnnotateSummary run_annotation(const AnnotateOptions& options, AttributeScorer& scorer,
                                ProcessGrid& grid);

@@ -198,14 +198,14 @@ json evaluate_pairs(const EvalAttrOptions& options, AttributeScorer& scorer,
   return result;
 }
 
-std::string number(const json& value) {
+}  // namespace
+
+std::string format_metric(const json& value) {
   if (!value.is_number()) return "nan";
   char text[32];
   std::snprintf(text, sizeof(text), "%.4f", value.get<double>());
   return text;
 }
-
-}  // namespace
 
 json evaluate_attribute_model(const EvalAttrOptions& options, AttributeScorer& scorer,
                               BadRecordLog* bad_records) {
@@ -224,7 +224,7 @@ std::string eval_attr_table(const json& result) {
     table += line;
     for (const auto& [name, entry] : result["pairs"].items()) {
       std::snprintf(line, sizeof(line), "%-14s %10s %8lld\n", name.c_str(),
-                    number(entry["accuracy"]).c_str(), entry["count"].get<long long>());
+                    format_metric(entry["accuracy"]).c_str(), entry["count"].get<long long>());
       table += line;
     }
     return table;
@@ -241,9 +241,10 @@ std::string eval_attr_table(const json& result) {
     }
     for (const auto& [source, metrics] : rows) {
       std::snprintf(line, sizeof(line), "%-14s %-8s %8s %8s %8s %8s %6lld\n", name.c_str(),
-                    source.c_str(), number(metrics["mae"]).c_str(), number(metrics["rmse"]).c_str(),
-                    number(metrics["pearson"]).c_str(), number(metrics["accuracy"]).c_str(),
-                    metrics["count"].get<long long>());
+                    source.c_str(), format_metric(metrics["mae"]).c_str(),
+                    format_metric(metrics["rmse"]).c_str(),
+                    format_metric(metrics["pearson"]).c_str(),
+                    format_metric(metrics["accuracy"]).c_str(), metrics["count"].get<long long>());
       table += line;
     }
   }

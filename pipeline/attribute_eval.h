@@ -61,6 +61,9 @@ struct EvalAttrOptions {
 nlohmann::json evaluate_attribute_model(const EvalAttrOptions& options, AttributeScorer& scorer,
                                         BadRecordLog* bad_records);
 
+// A metric for a table: "%.4f", or "nan" for null (an undefined Pearson).
+std::string format_metric(const nlohmann::json& value);
+
 // A fixed-width table of `result` for the terminal.
 std::string eval_attr_table(const nlohmann::json& result);
 

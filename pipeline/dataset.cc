@@ -18,13 +18,6 @@
 namespace steerlm {
 namespace {
 
-uint64_t prompt_hash_of(const Conversation& conversation) {
-  for (const Turn& turn : conversation.turns) {
-    if (turn.role == Role::kUser) return fnv1a(turn.text);
-  }
-  return fnv1a("");
-}
-
 std::vector<float> attribute_targets(const Turn& turn, const std::vector<std::string>& order) {
   std::vector<float> targets(order.size(), kMissingAttribute);
   for (size_t i = 0; i < order.size(); ++i) {
@@ -42,6 +35,13 @@ bool has_configured_attribute(const Turn& turn, const std::vector<std::string>& 
 }
 
 }  // namespace
+
+uint64_t conversation_prompt_hash(const Conversation& conversation) {
+  for (const Turn& turn : conversation.turns) {
+    if (turn.role == Role::kUser) return fnv1a(turn.text);
+  }
+  return fnv1a("");
+}
 
 void tokenize_rendered(const RenderedText& rendered, const Tokenizer& tokenizer,
                        std::vector<int32_t>* tokens, std::vector<uint8_t>* trained) {
@@ -62,7 +62,7 @@ std::vector<TokenizedSample> tokenize_conversation(const Conversation& conversat
   const std::vector<std::string>& order = options.template_options.attributes;
   auto start_sample = [&] {
     TokenizedSample sample;
-    sample.prompt_hash = prompt_hash_of(conversation);
+    sample.prompt_hash = conversation_prompt_hash(conversation);
     sample.source = conversation.source.str();
     if (options.add_bos) sample.tokens.push_back(tokenizer.bos_id());
     if (options.add_bos) sample.trained.push_back(0);

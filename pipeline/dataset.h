@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,13 @@ std::unique_ptr<Tokenizer> load_stage_tokenizer(const config::StageConfig& confi
 // the on-disk cache (data.cache_dir, default <output_dir>/cache) and fits to train.seq_len.
 StageData load_stage_data(const config::StageConfig& config, const Tokenizer& tokenizer,
                           SampleTask task);
+
+// The key that splits train from validation: a hash of the conversation's first user turn.
+uint64_t conversation_prompt_hash(const Conversation& conversation);
+
+// The prompt keys load_stage_data holds out for validation when no validation file is given: a
+// `fraction` of the distinct `prompts` (at least one, never all), chosen in seeded hash order.
+std::set<uint64_t> held_out_prompts(std::vector<uint64_t> prompts, double fraction, uint64_t seed);
 
 // The attribute set for `config` and the conversations: chat_template.attributes when set, else
 // the attributes present in the data, in the combined order of DESIGN §1.

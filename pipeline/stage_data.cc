@@ -80,21 +80,13 @@ std::vector<TokenizedSample> tokenize_input(const InputFile& input, int part,
   return samples;
 }
 
-// Moves the samples of a validation_fraction of the prompts (chosen by seeded hash order) into
-// `validation`, so no prompt is in both splits.
+// Moves the samples of the held-out prompts into `validation`, so no prompt is in both splits.
 void split_by_prompt(std::vector<TokenizedSample>* train, double fraction, uint64_t seed,
                      std::vector<TokenizedSample>* validation) {
   std::vector<uint64_t> prompts;
   for (const TokenizedSample& sample : *train) prompts.push_back(sample.prompt_hash);
-  std::sort(prompts.begin(), prompts.end());
-  prompts.erase(std::unique(prompts.begin(), prompts.end()), prompts.end());
-  if (fraction <= 0 || prompts.size() < 2) return;
-  std::sort(prompts.begin(), prompts.end(), [seed](uint64_t a, uint64_t b) {
-    return std::pair(mix_seed(seed, a), a) < std::pair(mix_seed(seed, b), b);
-  });
-  const size_t count = std::clamp<size_t>(static_cast<size_t>(fraction * prompts.size() + 0.5), 1,
-                                          prompts.size() - 1);
-  const std::set<uint64_t> held_out(prompts.begin(), prompts.begin() + count);
+  const std::set<uint64_t> held_out = held_out_prompts(std::move(prompts), fraction, seed);
+  if (held_out.empty()) return;
   std::vector<TokenizedSample> kept;
   for (TokenizedSample& sample : *train) {
     (held_out.count(sample.prompt_hash) ? *validation : kept).push_back(std::move(sample));
@@ -103,6 +95,18 @@ void split_by_prompt(std::vector<TokenizedSample>* train, double fraction, uint6
 }
 
 }  // namespace
+
+std::set<uint64_t> held_out_prompts(std::vector<uint64_t> prompts, double fraction, uint64_t seed) {
+  std::sort(prompts.begin(), prompts.end());
+  prompts.erase(std::unique(prompts.begin(), prompts.end()), prompts.end());
+  if (fraction <= 0 || prompts.size() < 2) return {};
+  std::sort(prompts.begin(), prompts.end(), [seed](uint64_t a, uint64_t b) {
+    return std::pair(mix_seed(seed, a), a) < std::pair(mix_seed(seed, b), b);
+  });
+  const size_t count = std::clamp<size_t>(static_cast<size_t>(fraction * prompts.size() + 0.5), 1,
+                                          prompts.size() - 1);
+  return std::set<uint64_t>(prompts.begin(), prompts.begin() + count);
+}
 
 StageData load_stage_data(const config::StageConfig& config, const Tokenizer& tokenizer,
                           SampleTask task) {

@@ -10,17 +10,8 @@
 #  - the NeMo-Aligner regression-RM format trains and evaluates, its -100 values left out.
 # Usage: annotate_cli_test.sh BINARY_DIR
 set -euo pipefail
-binary_dir=$1
-root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
-steerlm=("$binary_dir/bin/steerlm")
-mpi() {  # mpi RANKS ARGS...
-  local ranks=$1
-  shift
-  mpirun --oversubscribe --allow-run-as-root -np "$ranks" -x OMP_NUM_THREADS=1 \
-    -x OPENBLAS_NUM_THREADS=1 "${steerlm[@]}" "$@"
-}
-fail() { echo "annotate_cli_test: $*"; exit 1; }
+test_name=annotate_cli_test
+source "$(dirname "$0")/cli_test_lib.sh"
 train=(--config configs/stages/attr_tiny.pbtxt --set train.steps=4 --set train.global_batch_size=8
        --set train.seq_len=128 --set train.val_every=0 --set checkpoint.every_steps=0)
 

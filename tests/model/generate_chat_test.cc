@@ -131,11 +131,46 @@ TEST(GenerateChat, AttributeModelsUseTheTemplateAndJsonlKeepsFields) {
   EXPECT_EQ(read_file(err),
             "steerlm: error: --attributes: 'humor' is not in the model's attribute set "
             "(helpfulness, verbosity)\n");
+  EXPECT_EQ(run_steerlm("generate --model " + model.string() +
+                            " --prompt x --attributes helpfulness=4,verbosity=7",
+                        out, err),
+            1);
+  EXPECT_EQ(read_file(err),
+            "steerlm: error: --attributes: verbosity=7 is out of range; valid values are 0..4\n");
+  write_file_atomic(scratch / "range.jsonl", R"({"prompt": "Hi", "attributes": {"verbosity": -1}})"
+                                             "\n");
+  EXPECT_EQ(run_steerlm("generate --model " + model.string() + " --input " +
+                            (scratch / "range.jsonl").string() + " --output " +
+                            (scratch / "range_out.jsonl").string(),
+                        out, err),
+            1);
+  EXPECT_EQ(read_file(err), "steerlm: error: " + (scratch / "range.jsonl").string() +
+                                ":1: attributes: verbosity=-1 is out of range; valid values are "
+                                "0..4\n");
   EXPECT_EQ(
       run_steerlm("generate --model " + model.string() + " --prompt x --input y.jsonl", out, err),
       2);
   EXPECT_EQ(read_file(err),
             "steerlm: error: generate needs exactly one of --prompt TEXT and --input JSONL\n");
+}
+
+TEST(GenerateChat, SameSeedSameTextAndAnotherSeedAnotherText) {
+  fs::path scratch = testing_dirs::fresh_directory("chat_seed");
+  std::unique_ptr<Tokenizer> tokenizer = Tokenizer::load("embedded:default");
+  save_models(scratch, tokenizer->vocab_size());
+  fs::path out = scratch / "out.txt", err = scratch / "err.txt";
+  auto sampled = [&](int seed) {
+    const std::string command = "generate --model " + (scratch / "chat").string() +
+                                " --prompt \"Name a colour.\" --attributes verbosity=3 " +
+                                "--temperature 1 --top-k 50 --max-new-tokens 24 --seed " +
+                                std::to_string(seed);
+    EXPECT_EQ(run_steerlm(command, out, err), 0) << read_file(err);
+    return read_file(out);
+  };
+  const std::string first = sampled(11);
+  EXPECT_FALSE(first.empty());
+  EXPECT_EQ(sampled(11), first);
+  EXPECT_NE(sampled(12), first);
 }
 
 }  // namespace

@@ -111,9 +111,9 @@ double time_steerlm(const BenchShape& s, int steps) {
 // Runs the PyTorch reference and returns its JSON line.
 nlohmann::json run_torch(const std::string& python, const BenchShape& s, int steps,
                          int torch_threads) {
-  // The script sits next to this source file (CMake compiles it by absolute path).
-  const std::string source = __FILE__;
-  const std::string script = source.substr(0, source.rfind('/')) + "/torch_train_step.py";
+  // The script sits next to this source file (bench/CMakeLists.txt passes the folder; __FILE__
+  // may be relative under ccache's base_dir).
+  const std::string script = std::string(STEERLM_BENCH_DIR) + "/torch_train_step.py";
   const std::string command = python + " " + script + " --steps " + std::to_string(steps) +
                               " --torch-threads " + std::to_string(torch_threads) + " --dim " +
                               std::to_string(s.dim) + " --vocab " + std::to_string(s.vocab);

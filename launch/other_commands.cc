@@ -8,13 +8,4 @@ void register_bootstrap_command(CLI::App& app) {
   add_unbuilt_command(app, "bootstrap", "build a second-round ACSFT dataset (paper 3.4)", 7);
 }
 
-void register_pipeline_commands(CLI::App& app) {
-  CLI::App* pipeline = app.add_subcommand("pipeline", "run, submit or report on a pipeline");
-  pipeline->require_subcommand(1);
-  for (const char* verb : {"run", "submit", "status"}) {
-    CLI::App* command = add_unbuilt_command(*pipeline, verb, std::string(verb) + " a pipeline", 8);
-    command->add_option("file", "pipeline config (protobuf text)")->required();
-  }
-}
-
 }  // namespace steerlm

@@ -35,7 +35,7 @@ expect_error() {  # expect_error NAME 'EXPECTED LINE' (the spec is on stdin)
   [ "$got" = "steerlm: error: ${expected//ROOT/$root}" ] ||
     fail "$name: got '$got', expected 'steerlm: error: ${expected//ROOT/$root}'"
 }
-expect_error cycle "ROOT/cycle.pbtxt:3: job 'b': depends_on: dependency cycle b -> a -> b" <<'EOF2'
+expect_error cycle "ROOT/cycle.pbtxt:1: job 'a': depends_on: dependency cycle a -> b -> a" <<'EOF2'
 job { name: "a" command: "data-synth" depends_on: "b" args: ["--output", "${a}/x"] }
 job { name: "b" command: "data-synth"
       depends_on: "a" args: ["--output", "${b}/x"] }

@@ -199,6 +199,10 @@ void find_finished_jobs(PipelineRun* run, const std::string& only_job) {
   }
   for (int i = 0; i < spec.size(); ++i) {
     if (spec.job(i).name() != only_job) continue;
+    if (spec.job(i).ranks() > run->world.world_size()) {
+      throw UserError("--job " + only_job + ": it needs " + std::to_string(spec.job(i).ranks()) +
+                      " ranks, but the allocation has " + std::to_string(run->world.world_size()));
+    }
     for (int parent : spec.parents[i]) {
       if (run->status[parent] != kDone) {
         throw UserError("--job " + only_job + ": it depends on '" + spec.job(parent).name() +
@@ -367,7 +371,9 @@ int finish(PipelineRun* run) {
 int run_pipeline(const PipelineRunOptions& options) {
   // Validation first, on every rank alike, so a bad spec is one error line and exit 1.
   MpiSession& world = world_mpi_session();
-  const PipelineSpec spec = load_pipeline(options.file, options.overrides, world.world_size());
+  // With --job, the other jobs run in other allocations: only that job must fit this one.
+  const int allocation = options.only_job.empty() ? world.world_size() : 0;
+  const PipelineSpec spec = load_pipeline(options.file, options.overrides, allocation);
   install_stop_signal_handlers();
   PipelineRun run{spec,
                   world,

@@ -30,7 +30,7 @@ done
 
 # munged: a fresh key, its socket in the temporary directory.
 mkdir -p "$dir/munge" "$dir/state" "$dir/spool"
-chmod 711 "$dir/munge"
+chmod 711 "$dir" "$dir/munge"
 head -c 1024 /dev/urandom >"$dir/munge/munge.key"
 chmod 400 "$dir/munge/munge.key"
 munged -F --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.sock" \
@@ -70,6 +70,7 @@ grep -qE '^annotate [0-9]+ afterok:[0-9]+:[0-9]+ ' "$dir/submit.out" ||
 # Wait for the queue to drain.
 for _ in $(seq 900); do
   [ -z "$(squeue -h 2>/dev/null)" ] && break
+  squeue -h -o %r | grep -q DependencyNeverSatisfied && fail "a job failed: $(squeue -o '%j %r')"
   sleep 0.2
 done
 [ -z "$(squeue -h)" ] || fail "jobs still queued after 180 s: $(squeue)"

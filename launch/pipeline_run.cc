@@ -62,9 +62,10 @@ void run_command_line(const std::vector<std::string>& line) {
   app.name("steerlm");
   app.require_subcommand(1);
   register_commands(app);
-  std::vector<std::string> reversed(line.rbegin(), line.rend());  // CLI11 pops from the back
+  std::vector<const char*> argv = {"steerlm"};
+  for (const std::string& word : line) argv.push_back(word.c_str());
   try {
-    app.parse(reversed);
+    app.parse(static_cast<int>(argv.size()), argv.data());
   } catch (const CLI::ParseError& error) {
     throw UsageError(std::string(error.what()) + " (in the job's args)");
   }

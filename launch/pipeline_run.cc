@@ -162,8 +162,8 @@ nlohmann::json state_entry(const PipelineRun& run, int index, const std::string&
   const JobOutcome& outcome = run.outcomes[index];
   nlohmann::json entry = {{"state", state},
                           {"command", run.spec.job(index).command()},
-                          {"output_dir", run.spec.job_dir(index).string()},
-                          {"ranks", run.ranks[index]}};
+                          {"output_dir", run.spec.job_dir(index).string()}};
+  if (!run.ranks[index].empty()) entry["ranks"] = run.ranks[index];
   if (outcome.start_s > 0) {
     entry["start"] = iso_utc(outcome.start_s);
     entry["start_s"] = outcome.start_s;

@@ -4,7 +4,7 @@
 #  - a run on 2 ranks: attr and sft, independent, run at the same time on one rank each (their
 #    state-file timings overlap); every job has DONE and per-rank logs; the summary is printed;
 #  - a re-run does no work: the state file is unchanged and the log says each job was skipped;
-#  - a failing job stops its dependants only, and the run exits 1 naming it;
+#  - a job failing on 2 ranks stops its dependants only, and the run exits 1 naming it;
 #  - the run killed (SIGKILL of its ranks) during sft, then re-run: sft resumes from its
 #    checkpoint and its final weights and last loss equal the uninterrupted run's;
 #  - `pipeline submit --dry-run` writes sbatch scripts for Slurm.
@@ -103,16 +103,16 @@ echo "pipeline_cli_test: re-run skipped every job; status shows them done"
 
 # A failing job stops its dependants only.
 cat >"$root/failing.pbtxt" <<'EOF2'
-job { name: "bad" command: "eval-attr"
+job { name: "bad" command: "eval-attr" ranks: 2
       args: ["--model", "/nonexistent/checkpoint", "--input", "/nonexistent.jsonl",
              "--output", "${bad}"] }
 job { name: "after" command: "data-synth" depends_on: "bad" args: ["--output", "${after}/x"] }
 job { name: "other" command: "data-synth" args: ["--output", "${other}/x", "--n", "3"] }
 EOF2
 status=0
-"$steerlm" pipeline run "$root/failing.pbtxt" --set output_dir="$root/failing" \
+mpi 2 pipeline run "$root/failing.pbtxt" --set output_dir="$root/failing" \
   >"$root/failing.out" 2>&1 || status=$?
-[ "$status" -eq 1 ] || { cat "$root/failing.out"; fail "failing pipeline exited $status"; }
+[ "$status" -ne 0 ] || { cat "$root/failing.out"; fail "failing pipeline exited 0"; }
 grep -q "steerlm: error: job 'bad': " "$root/failing.out" || fail "the failing job is not named"
 grep -q "job after not run: it depends on 'bad'" "$root/failing.out" || fail "dependant not stopped"
 /usr/bin/python3 - "$root/failing/pipeline_state.json" <<'PY'

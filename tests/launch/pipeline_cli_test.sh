@@ -78,6 +78,10 @@ for job in attr sft data annotate; do
 done
 [ -e "$out/annotate/logs/steerlm.rank1.log" ] || fail "annotate lacks rank 1's log"
 grep -q "summary of $out" "$root/run.out" || fail "no summary printed"
+# The inline config replaces config_file's lists instead of appending to them.
+[ "$(grep -c 'train: ' "$out/attr/job_config.pbtxt")" -eq 1 ] &&
+  grep -q 'train: "embedded:default?n=64"' "$out/attr/job_config.pbtxt" ||
+  fail "attr's data.train is not the inline list alone"
 /usr/bin/python3 - "$out/pipeline_state.json" <<'PY'
 import json, sys
 jobs = json.load(open(sys.argv[1]))["jobs"]

@@ -36,11 +36,30 @@ config::StageConfig load_validated_config(const StageOptions& options,
   return config;
 }
 
-MpiSession& process_mpi_session() {
+namespace {
+
+// The running pipeline job's session, if any (see ScopedJobSession).
+MpiSession* job_session = nullptr;
+
+}  // namespace
+
+MpiSession& world_mpi_session() {
   // MPI is initialised once per process and finalised at exit, after every command has
   // destroyed its process grid.
   static MpiSession session;
   return session;
+}
+
+MpiSession& process_mpi_session() {
+  return job_session != nullptr ? *job_session : world_mpi_session();
+}
+
+ScopedJobSession::ScopedJobSession(MpiSession& job) : previous_(job_session) {
+  job_session = &job;
+}
+
+ScopedJobSession::~ScopedJobSession() {
+  job_session = previous_;
 }
 
 namespace {
@@ -96,6 +115,9 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     print_error_line(std::string(error.what()) + " (run 'steerlm --help')");
     return 2;
+  } catch (const CommandExit& exit) {
+    print_error_line(exit.what());
+    return exit.status();
   } catch (const UsageError& error) {
     print_error_line(error.what());
     leave_multi_rank_job(error.what());

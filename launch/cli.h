@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -31,9 +32,38 @@ config::StageConfig load_validated_config(const StageOptions& options,
 
 class MpiSession;
 
-// The process's MPI session, started on first use (under mpirun, srun, or as a singleton) and
-// finalised at exit. Commands that communicate call this; --help and parse errors never do.
+// The session commands run on: the process's MPI session (MPI_COMM_WORLD), started on first use
+// (under mpirun, srun, or as a singleton) and finalised at exit, or, while a pipeline job runs,
+// that job's session over its ranks (ScopedJobSession). Commands that communicate call this;
+// --help and parse errors never do.
 MpiSession& process_mpi_session();
+
+// The process's session over MPI_COMM_WORLD, whatever job is running.
+MpiSession& world_mpi_session();
+
+// While alive, process_mpi_session() returns `job`, so a command runs on a job's ranks only.
+class ScopedJobSession {
+ public:
+  explicit ScopedJobSession(MpiSession& job);
+  ~ScopedJobSession();
+  ScopedJobSession(const ScopedJobSession&) = delete;
+  ScopedJobSession& operator=(const ScopedJobSession&) = delete;
+
+ private:
+  MpiSession* previous_;
+};
+
+// Thrown by a command to end the process with `status` after printing `message` (rank 0), for
+// outcomes other than success and user errors, e.g. a pipeline stopped by a signal (75).
+class CommandExit : public std::runtime_error {
+ public:
+  CommandExit(int status, const std::string& message)
+      : std::runtime_error(message), status_(status) {}
+  int status() const { return status_; }
+
+ private:
+  int status_;
+};
 
 // Registers every command of DESIGN §4 on `app`.
 void register_commands(CLI::App& app);

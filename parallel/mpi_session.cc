@@ -16,6 +16,17 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   start(argc, argv);
 }
 
+MpiSession::MpiSession(const MpiSession& process_session, MPI_Comm comm)
+    : comm_(comm),
+      local_rank_(process_session.local_rank_),
+      local_size_(process_session.local_size_),
+      thread_level_(process_session.thread_level_),
+      launcher_(process_session.launcher_) {
+  CHECK(comm != MPI_COMM_NULL) << "a job session needs a communicator";
+  MPI_CHECK(MPI_Comm_rank(comm_, &world_rank_));
+  MPI_CHECK(MPI_Comm_size(comm_, &world_size_));
+}
+
 void MpiSession::start(int* argc, char*** argv) {
   // Initialise MPI once per process, with the thread level steerlm relies on.
   int initialized = 0;

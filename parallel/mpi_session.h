@@ -14,7 +14,15 @@
 //
 // One per process: MPI cannot be initialised twice. Every ProcessGrid/ProcessGroup must be
 // destroyed before the session, since MPI_Finalize frees nothing that is still in use.
+//
+// A session is also the set of ranks a job runs on. The process's session covers
+// MPI_COMM_WORLD; `steerlm pipeline run` runs a job on a subset of the ranks through a job
+// session, MpiSession(process_session, job_comm), whose world_rank()/world_size() are the rank
+// and size inside job_comm. Everything built from a session (ProcessGrid) then sees only the
+// job's ranks, so a stage runs unchanged on a sub-communicator.
 #pragma once
+
+#include <mpi.h>
 
 #include <string>
 
@@ -24,13 +32,19 @@ class MpiSession {
  public:
   MpiSession();  // without command-line arguments (tests, library use)
   MpiSession(int* argc, char*** argv);
+  // A job session over `comm`, a communicator of `process_session`'s ranks. It neither starts
+  // nor finalises MPI and does not free `comm`, which must outlive it.
+  MpiSession(const MpiSession& process_session, MPI_Comm comm);
   ~MpiSession();
   MpiSession(const MpiSession&) = delete;
   MpiSession& operator=(const MpiSession&) = delete;
 
+  // Rank and size within comm(): MPI_COMM_WORLD, or a job's communicator.
   int world_rank() const { return world_rank_; }
   int world_size() const { return world_size_; }
-  // Rank among the processes on this host (MPI_COMM_TYPE_SHARED); picks the GPU.
+  MPI_Comm comm() const { return comm_; }
+  // Rank among the processes on this host (MPI_COMM_TYPE_SHARED); picks the GPU. A job session
+  // keeps the process's values, so jobs sharing a host never pick the same GPU.
   int local_rank() const { return local_rank_; }
   int local_size() const { return local_size_; }
   // The thread level MPI granted: MPI_THREAD_SERIALIZED or MPI_THREAD_MULTIPLE.
@@ -41,6 +55,7 @@ class MpiSession {
  private:
   void start(int* argc, char*** argv);
 
+  MPI_Comm comm_ = MPI_COMM_WORLD;
   int world_rank_ = 0;
   int world_size_ = 1;
   int local_rank_ = 0;

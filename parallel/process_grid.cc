@@ -81,9 +81,10 @@ ProcessGrid::ProcessGrid(const MpiSession& mpi, const config::ParallelConfig& pa
       << " ranks; call validate_stage_config (or ProcessGrid::create) first";
   device_ = pick_device(mpi, device);
 
-  // A world group of our own keeps steerlm's traffic apart from anyone else's MPI_COMM_WORLD.
+  // A world group of our own keeps steerlm's traffic apart from anyone else's on the session's
+  // communicator (MPI_COMM_WORLD, or a pipeline job's ranks).
   MPI_Comm world_copy = MPI_COMM_NULL;
-  MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &world_copy));
+  MPI_CHECK(MPI_Comm_dup(mpi.comm(), &world_copy));
   world_ = std::make_unique<ProcessGroup>("world", world_copy, parallel.timeout_s());
   // MPI_Comm_split blocks; a barrier under the watchdog first proves every rank has arrived.
   world_->barrier();

@@ -1,5 +1,7 @@
 // ProcessGrid: the parallel state of one rank (STYLE 5). world = DP x PP x TP, built once at
-// start-up from MPI_COMM_WORLD and passed by reference; nothing about the layout is global.
+// start-up from the MpiSession's communicator (MPI_COMM_WORLD, or a pipeline job's ranks, in
+// which case "world" below means the job's ranks) and passed by reference; nothing about the
+// layout is global.
 //
 // Rank order (DESIGN §4): TP varies fastest, then PP, then DP.
 //   tp_rank = world_rank % TP

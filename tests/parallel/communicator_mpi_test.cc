@@ -310,6 +310,31 @@ TEST(ProcessGrid, ImpossibleLayoutsAreUserErrors) {
             std::string::npos);
 }
 
+// A job session over half of the world (what `steerlm pipeline run` gives each job): its grid
+// numbers ranks inside the half, and its collectives reach only the half's members.
+TEST(MpiSession, JobSessionOnASubCommunicator) {
+  const int rank = mpi().world_rank(), size = mpi().world_size();
+  const int half = size / 2, color = (size > 1 && rank >= half) ? 1 : 0;
+  MPI_Comm job_comm = MPI_COMM_NULL;
+  MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, color, rank, &job_comm));
+  {
+    MpiSession job(mpi(), job_comm);
+    const int first = color == 1 ? half : 0,
+              members = size > 1 ? (color == 1 ? size - half : half) : 1;
+    EXPECT_EQ(job.world_rank(), rank - first);
+    EXPECT_EQ(job.world_size(), members);
+    EXPECT_EQ(job.local_rank(), mpi().local_rank());  // the process's GPU, not the job's
+    ProcessGrid grid(job, layout(1, 1));
+    EXPECT_EQ(grid.world_size(), members);
+    Tensor x = Tensor::from_ints({rank}, Shape{1});
+    grid.world().all_reduce(x, ReduceOp::kSum);
+    int expected = 0;
+    for (int r = first; r < first + members; ++r) expected += r;
+    EXPECT_EQ(x.i32()[0], expected);
+  }
+  MPI_CHECK(MPI_Comm_free(&job_comm));
+}
+
 }  // namespace
 }  // namespace steerlm
 

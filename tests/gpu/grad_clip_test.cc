@@ -46,7 +46,7 @@ TEST(CudaGradClipTest, NormAndCoefficientMatchTheHost) {
     const double expected =
         max_norm <= 0 ? 1.0 : std::min(1.0, max_norm / (norm + 1e-6));  // AdamW::clip_coefficient
     EXPECT_NEAR(host_scalar<double>(d_norm), norm, 1e-12 * norm);
-    EXPECT_NEAR(host_scalar<float>(d_coefficient), static_cast<float>(expected), 1e-7 * expected)
+    EXPECT_NEAR(host_scalar<float>(d_coefficient), static_cast<float>(expected), 2e-7 * expected)
         << "max_norm " << max_norm;
   }
 

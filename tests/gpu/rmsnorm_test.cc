@@ -1,7 +1,7 @@
 // CUDA RMSNorm against runtime/kernels/rmsnorm in float64 on the same bf16 inputs.
 // Tolerances: out and dx are bf16 (two roundings, 2^-8 relative) plus, for dx, 2^-8 of the row's
-// largest term (its two terms cancel); rstd and dweight are f32 sums (1e-5 relative, and 1e-5 of
-// the largest dweight for cancelling sums).
+// largest term (its two terms cancel); rstd is an f32 sum of squares (2e-5 relative); dweight
+// sums up to 257 f32 products of either sign (1e-4 relative plus 1e-4 of the largest element).
 #include "runtime/cuda/rmsnorm.h"
 
 #include <gtest/gtest.h>
@@ -54,9 +54,9 @@ TEST_P(CudaRmsNormTest, ForwardAndBackwardMatchFloat64) {
                                 cuda::GradientWrite::kAccumulate, workspace.raw(), stream());
 
   expect_close(host_values(d_out, n), out, kBf16Relative, 1e-6, "out");
-  expect_close(host_values(d_rstd, rows), rstd, 1e-5, 0, "rstd");
+  expect_close(host_values(d_rstd, rows), rstd, 2e-5, 0, "rstd");
   expect_close(host_values(d_dx, n), dx, kBf16Relative, kBf16Relative * max_abs(dx), "dx");
-  expect_close(host_values(d_dweight, channels), dweight, 1e-5, 1e-5 * max_abs(dweight), "dweight");
+  expect_close(host_values(d_dweight, channels), dweight, 1e-4, 1e-4 * max_abs(dweight), "dweight");
 
   // Overwriting dx drops the starting values.
   cuda::launch_rmsnorm_backward(device_ptr<uint16_t>(d_dout), device_ptr<uint16_t>(d_x),

@@ -1,13 +1,18 @@
-// CUDA materialised-softmax attention against runtime/kernels/attention in float64 on the same
-// bf16 inputs: grouped-query heads, packed sequences with padding, unfused and fused qkv layouts.
+// CUDA attention, materialised (runtime/cuda/attention.h) and fused (flash_attention.h), against
+// runtime/kernels/attention in float64 on the same bf16 inputs: grouped-query heads, packed
+// sequences with padding, unfused and fused qkv layouts.
 // Tolerances: probabilities are one bf16 rounding of an f32 softmax (2^-8 relative + 1e-6);
 // out sums bf16 probabilities times values in [-1, 1] (2^-8 relative + 2^-8 absolute); the
-// gradients pass through bf16 probabilities and a bf16 dS before two more GEMMs, so they are
-// checked to 2^-6 relative + 2^-6 of the largest element (a layout or mask error is O(1)).
+// gradients pass through bf16 probabilities and a bf16 dS before two more GEMMs (the fused
+// backward through a bf16 out in D = dO . O), so they are checked to 2^-6 relative + 2^-6 of the
+// largest element (a layout or mask error is O(1)).
 #include "runtime/cuda/attention.h"
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
+#include "runtime/cuda/flash_attention.h"
 #include "runtime/kernels/attention.h"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -32,11 +37,14 @@ std::vector<int32_t> segments_for(int64_t batch, int64_t seq_len) {
   return segments;
 }
 
-class CudaAttentionTest : public ::testing::TestWithParam<AttentionCase> {};
+enum class Implementation { kMaterialised, kFused };
+
+class CudaAttentionTest
+    : public ::testing::TestWithParam<std::tuple<AttentionCase, Implementation>> {};
 
 TEST_P(CudaAttentionTest, ForwardAndBackwardMatchFloat64) {
   SKIP_WITHOUT_GPU();
-  const AttentionCase c = GetParam();
+  const auto [c, implementation] = GetParam();
   const int64_t b = c.batch, t = c.seq_len, hs = c.head_size;
   const int64_t q_width = c.heads * hs, kv_width = c.kv_heads * hs;
   const int64_t row = c.fused ? q_width + 2 * kv_width : 0;
@@ -67,21 +75,37 @@ TEST_P(CudaAttentionTest, ForwardAndBackwardMatchFloat64) {
   // Device.
   Tensor d_q = device_bf16(q), d_k = device_bf16(k), d_v = device_bf16(v);
   Tensor d_dout = device_bf16(dout), d_segments = device_i32(segments);
-  Tensor d_probs = Tensor::empty({b * c.heads * t * t}, DType::kBF16, kGpu);
   Tensor d_out = Tensor::zeros({out_size}, DType::kBF16, kGpu);
   Tensor d_dq = Tensor::zeros({out_size}, DType::kBF16, kGpu);
   Tensor d_dk = Tensor::zeros({dkv_size}, DType::kBF16, kGpu);
   Tensor d_dv = Tensor::zeros({dkv_size}, DType::kBF16, kGpu);
-  Tensor workspace = device_workspace(cuda::attention_workspace_bytes(shape));
   const uint16_t* k_ptr = device_ptr<uint16_t>(d_k) + k_offset;
   const uint16_t* v_ptr = device_ptr<uint16_t>(d_v) + v_offset;
-  cuda::attention_forward(kGpu, shape, device_ptr<uint16_t>(d_q), k_ptr, v_ptr,
-                          device_ptr<int32_t>(d_segments), device_ptr<uint16_t>(d_probs),
-                          device_ptr<uint16_t>(d_out), workspace.raw(), stream());
-  cuda::attention_backward(kGpu, shape, device_ptr<uint16_t>(d_dout), device_ptr<uint16_t>(d_q),
-                           k_ptr, v_ptr, device_ptr<uint16_t>(d_probs), device_ptr<uint16_t>(d_dq),
-                           device_ptr<uint16_t>(d_dk) + k_offset,
-                           device_ptr<uint16_t>(d_dv) + v_offset, workspace.raw(), stream());
+  uint16_t* dk_ptr = device_ptr<uint16_t>(d_dk) + k_offset;
+  uint16_t* dv_ptr = device_ptr<uint16_t>(d_dv) + v_offset;
+  Tensor d_probs;
+  if (implementation == Implementation::kMaterialised) {
+    d_probs = Tensor::empty({b * c.heads * t * t}, DType::kBF16, kGpu);
+    Tensor workspace = device_workspace(cuda::attention_workspace_bytes(shape));
+    cuda::attention_forward(kGpu, shape, device_ptr<uint16_t>(d_q), k_ptr, v_ptr,
+                            device_ptr<int32_t>(d_segments), device_ptr<uint16_t>(d_probs),
+                            device_ptr<uint16_t>(d_out), workspace.raw(), stream());
+    cuda::attention_backward(kGpu, shape, device_ptr<uint16_t>(d_dout), device_ptr<uint16_t>(d_q),
+                             k_ptr, v_ptr, device_ptr<uint16_t>(d_probs),
+                             device_ptr<uint16_t>(d_dq), dk_ptr, dv_ptr, workspace.raw(), stream());
+  } else {
+    Tensor lse = Tensor::empty({b * c.heads * t}, DType::kF32, kGpu);
+    Tensor workspace = device_workspace(cuda::flash_attention_workspace_bytes(shape));
+    cuda::launch_flash_attention_forward(
+        shape, device_ptr<uint16_t>(d_q), k_ptr, v_ptr, device_ptr<int32_t>(d_segments),
+        device_ptr<uint16_t>(d_out), device_ptr<float>(lse), workspace.raw(), stream());
+    cuda::launch_flash_attention_backward(
+        shape, device_ptr<uint16_t>(d_dout), device_ptr<uint16_t>(d_q), k_ptr, v_ptr,
+        device_ptr<uint16_t>(d_out), device_ptr<float>(lse), device_ptr<int32_t>(d_segments),
+        device_ptr<uint16_t>(d_dq), dk_ptr, dv_ptr, workspace.raw(), stream());
+    // A padding token's statistics make every probability of its row zero.
+    EXPECT_EQ(host_values(lse, b * c.heads * t)[t - 1], INFINITY);
+  }
 
   // Only the q/out columns (and k, v columns) of a fused row are compared where they belong.
   auto columns = [&](const std::vector<float>& values, const std::vector<double>& reference,
@@ -98,7 +122,9 @@ TEST_P(CudaAttentionTest, ForwardAndBackwardMatchFloat64) {
     }
     expect_close(actual, expected, relative, absolute * max_abs(expected), what);
   };
-  expect_close(host_values(d_probs, b * c.heads * t * t), probs, kBf16Relative, 1e-6, "probs");
+  if (d_probs.defined()) {
+    expect_close(host_values(d_probs, b * c.heads * t * t), probs, kBf16Relative, 1e-6, "probs");
+  }
   const std::vector<float> out_values = host_values(d_out, out_size);
   columns(out_values, out, 0, q_width, kBf16Relative, kBf16Relative, "out");
   const double grad_tolerance = 1.0 / 64;
@@ -112,12 +138,23 @@ TEST_P(CudaAttentionTest, ForwardAndBackwardMatchFloat64) {
   for (int64_t i = 0; i < q_width; ++i) EXPECT_EQ(out_values[(t - 1) * shape.q_stride + i], 0.0f);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, CudaAttentionTest,
-                         ::testing::Values(AttentionCase{1, 1, 1, 1, 8, false},
-                                           AttentionCase{2, 37, 4, 2, 16, false},
-                                           AttentionCase{2, 64, 8, 8, 32, false},
-                                           AttentionCase{3, 50, 6, 2, 64, true},
-                                           AttentionCase{1, 256, 4, 1, 128, false}));
+std::string case_name(const ::testing::TestParamInfo<CudaAttentionTest::ParamType>& info) {
+  const auto& [c, implementation] = info.param;
+  return "B" + std::to_string(c.batch) + "_T" + std::to_string(c.seq_len) + "_NH" +
+         std::to_string(c.heads) + "_KVH" + std::to_string(c.kv_heads) + "_HS" +
+         std::to_string(c.head_size) + (c.fused ? "_fusedqkv" : "") +
+         (implementation == Implementation::kFused ? "_flash" : "_materialised");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaAttentionTest,
+    ::testing::Combine(::testing::Values(AttentionCase{1, 1, 1, 1, 8, false},
+                                         AttentionCase{2, 37, 4, 2, 16, false},
+                                         AttentionCase{2, 64, 8, 8, 32, false},
+                                         AttentionCase{3, 50, 6, 2, 64, true},
+                                         AttentionCase{1, 256, 4, 1, 128, false}),
+                       ::testing::Values(Implementation::kMaterialised, Implementation::kFused)),
+    case_name);
 
 }  // namespace
 }  // namespace steerlm

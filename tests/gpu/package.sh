@@ -2,7 +2,7 @@
 # Builds the GPU checks for sm_90 (H100/H200) in a build folder of their own and gathers into one
 # folder (tests/gpu/package/, git-ignored, under 60 MiB) all that a bare CUDA machine lacks to run
 # them with tests/gpu/run_device_checks.sh:
-#   bin/         the check binaries (gpu_tests; benchmarks join when they exist)
+#   bin/         the check binaries: gpu_tests and llama_step_bench
 #   lib/         every shared library ldd resolves outside the CUDA toolkit and driver: Open MPI,
 #                glog, gflags, protobuf, OpenBLAS, libgomp, libstdc++, ... copied from this system
 #   lib/glibc/   this system's loader and C library, used only when the GPU machine's glibc is
@@ -20,7 +20,7 @@ build_dir=${STEERLM_GPU_BUILD_DIR:-build_gpu_sm90}
 package=${STEERLM_GPU_PACKAGE_DIR:-tests/gpu/package}
 jobs=${STEERLM_JOBS:-1}
 limit_mib=60
-binaries=(gpu_tests)
+binaries=(gpu_tests llama_step_bench)
 
 # Build the check binaries for sm_90 only: one architecture keeps the device code small.
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DSTEERLM_CUDA=ON \

@@ -7,7 +7,8 @@
 # Each GoogleTest suite of bin/gpu_tests runs in its own process under a time limit, so a check
 # that aborts (a failed CUDA call is fatal by design) or hangs costs only its own suite. A suite
 # that skips for want of a device counts as failed: here a GPU is expected. Benchmarks in bin/
-# named *_bench report lines "MFU ..." and "prefill tokens/s ..." that the table repeats.
+# named *_bench report lines "MFU ...", "prefill tokens/s ..." and "train step ..." that the
+# table repeats.
 #
 # Usage: tests/gpu/run_device_checks.sh [package folder]
 # Env: OUT (where the summary goes), CUDA_HOME (/usr/local/cuda), STEERLM_SUITE_TIMEOUT_S (120).
@@ -94,23 +95,31 @@ for suite in "${suites[@]}"; do
   results+=("$(printf '%-60s %-6s %-6s %s' "$suite" "$passed" "$skipped" "$verdict")")
 done
 
-# Benchmarks, when the package has any.
-bench_lines=()
+# Benchmarks, when the package has any: each *_bench once, llama_step_bench also with the fused
+# attention.
+bench_runs=()
 for bench in "$package"/bin/*_bench; do
   [ -x "$bench" ] || continue
-  name=$(basename "$bench")
-  timeout 180 "${runner[@]}" "$bench" >"$logs/$name.log" 2>&1
+  bench_runs+=("$(basename "$bench")")
+  [ "$(basename "$bench")" = llama_step_bench ] && bench_runs+=("llama_step_bench --flash")
+done
+bench_lines=()
+for run in "${bench_runs[@]}"; do
+  read -r name args <<<"$run"
+  log="$logs/${name}${args:+_${args#--}}.log"
+  # shellcheck disable=SC2086  # args are words
+  timeout 180 "${runner[@]}" "$package/bin/$name" $args >"$log" 2>&1
   status=$?
-  while IFS= read -r line; do bench_lines+=("$name: $line"); done < <(
-    grep -E '^(MFU|prefill tokens/s)' "$logs/$name.log")
+  while IFS= read -r line; do bench_lines+=("$run: $line"); done < <(
+    grep -E '^(MFU|prefill tokens/s|train step)' "$log")
   if [ "$status" != 0 ]; then
-    bench_lines+=("$name: FAIL (exit $status, see $logs/$name.log)")
+    bench_lines+=("$run: FAIL (exit $status, see $log)")
     failed=$((failed + 1))
   fi
 done
-if [ "${#bench_lines[@]}" = 0 ]; then
-  bench_lines=("MFU: not measured (no *_bench binary in the package; the Llama model has no CUDA"
-    "  path yet)" "prefill tokens/s: not measured (same reason)")
+if [ "${#bench_runs[@]}" = 0 ]; then
+  bench_lines=("MFU: not measured (no *_bench binary in the package)"
+    "prefill tokens/s: not measured (same reason)")
 fi
 
 # The table.

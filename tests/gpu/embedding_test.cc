@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include "runtime/kernels/embedding.h"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -27,6 +29,10 @@ std::vector<int32_t> tokens_for(int64_t n, int64_t vocab, uint32_t seed) {
 struct EmbeddingCase {
   int64_t tokens, channels, vocab, shard_begin, shard_rows;
 };
+void PrintTo(const EmbeddingCase& c, std::ostream* out) {
+  *out << "N" << c.tokens << "_C" << c.channels << "_V" << c.vocab << "_rows" << c.shard_begin
+       << "+" << c.shard_rows;
+}
 
 class CudaEmbeddingTest : public ::testing::TestWithParam<EmbeddingCase> {};
 

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include "runtime/kernels/rmsnorm.h"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -17,6 +19,9 @@ using namespace gpu_testing;
 struct RmsNormCase {
   int64_t rows, channels;
 };
+void PrintTo(const RmsNormCase& c, std::ostream* out) {
+  *out << "N" << c.rows << "_C" << c.channels;
+}
 
 class CudaRmsNormTest : public ::testing::TestWithParam<RmsNormCase> {};
 

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include "runtime/kernels/rope.h"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -16,6 +18,9 @@ using namespace gpu_testing;
 struct RopeCase {
   int64_t rows, heads, head_size, row_stride;
 };
+void PrintTo(const RopeCase& c, std::ostream* out) {
+  *out << "N" << c.rows << "_H" << c.heads << "_HS" << c.head_size << "_stride" << c.row_stride;
+}
 
 class CudaRopeTest : public ::testing::TestWithParam<RopeCase> {};
 

@@ -20,14 +20,18 @@ namespace {
 namespace fs = std::filesystem;
 
 // A deterministic stream of language-model micro-batches: step k always yields the same tokens.
-// Optionally raises SIGUSR1 while producing the batches of one step.
+// Optionally raises `signal` (SIGUSR1 or SIGTERM, what Slurm sends) while producing the
+// batches of one step.
 class SyntheticBatches : public BatchSource {
  public:
-  SyntheticBatches(int vocab, int micro_batches, int64_t signal_at_step = -1)
-      : vocab_(vocab), micro_batches_(micro_batches), signal_at_step_(signal_at_step) {}
+  SyntheticBatches(int vocab, int micro_batches, int64_t signal_at_step = -1, int signal = SIGUSR1)
+      : vocab_(vocab),
+        micro_batches_(micro_batches),
+        signal_at_step_(signal_at_step),
+        signal_(signal) {}
 
   std::vector<Batch> next_step() override {
-    if (step_ == signal_at_step_) std::raise(SIGUSR1);
+    if (step_ == signal_at_step_) std::raise(signal_);
     std::vector<Batch> batches;
     for (int m = 0; m < micro_batches_; ++m) batches.push_back(make(step_ * 100 + m));
     ++step_;
@@ -62,6 +66,7 @@ class SyntheticBatches : public BatchSource {
   int vocab_;
   int micro_batches_;
   int64_t signal_at_step_;
+  int signal_;
   int64_t step_ = 0;
 };
 
@@ -114,7 +119,10 @@ class TrainerTest : public testing::Test {
   fs::path root_;
 };
 
-TEST_F(TrainerTest, StopSignalThenResumeGivesTheUninterruptedLosses) {
+class StopSignalTest : public TrainerTest, public testing::WithParamInterface<int> {};
+
+TEST_P(StopSignalTest, ThenResumeGivesTheUninterruptedLosses) {
+  const int signal = GetParam();
   config::StageConfig straight = make_config("straight", 6);
   SyntheticBatches straight_batches(40, 2);
   TrainingSummary uninterrupted = train(straight, straight_batches);
@@ -123,9 +131,9 @@ TEST_F(TrainerTest, StopSignalThenResumeGivesTheUninterruptedLosses) {
   ASSERT_EQ(expected.size(), 6u);
   EXPECT_LT(expected.back(), expected.front());  // it learns
 
-  // SIGUSR1 arrives during step 3: the loop finishes it, checkpoints and returns.
+  // The signal arrives during step 3: the loop finishes it, checkpoints and returns.
   config::StageConfig stopped = make_config("stopped", 6);
-  SyntheticBatches first_part(40, 2, /*signal_at_step=*/2);
+  SyntheticBatches first_part(40, 2, /*signal_at_step=*/2, signal);
   TrainingSummary interrupted = train(stopped, first_part);
   EXPECT_TRUE(interrupted.stopped_by_signal);
   EXPECT_EQ(interrupted.steps_done, 3);
@@ -142,6 +150,11 @@ TEST_F(TrainerTest, StopSignalThenResumeGivesTheUninterruptedLosses) {
   for (size_t i = 0; i < expected.size(); ++i)
     EXPECT_EQ(losses[i], expected[i]) << "step " << i + 1;
 }
+
+INSTANTIATE_TEST_SUITE_P(TrainerTest, StopSignalTest, testing::Values(SIGUSR1, SIGTERM),
+                         [](const testing::TestParamInfo<int>& info) {
+                           return std::string(info.param == SIGTERM ? "SIGTERM" : "SIGUSR1");
+                         });
 
 TEST_F(TrainerTest, PeriodicCheckpointsKeepTheLastTwo) {
   config::StageConfig config = make_config("periodic", 7);

@@ -89,10 +89,19 @@ std::vector<std::pair<int64_t, int64_t>> sequence_ends(const Batch& batch);
 struct LossSums {
   double sum = 0;     // LM: summed token cross-entropy; attribute: summed per-sequence masked MSE
   int64_t count = 0;  // LM: trained tokens; attribute: sequences with at least one target
+  // Attribute head only, per attribute (A): summed squared errors and how many targets.
+  std::vector<double> attribute_squared_error;
+  std::vector<int64_t> attribute_count;
   double mean() const { return count > 0 ? sum / static_cast<double>(count) : 0.0; }
   LossSums& operator+=(const LossSums& other) {
     sum += other.sum;
     count += other.count;
+    attribute_squared_error.resize(other.attribute_squared_error.size());
+    attribute_count.resize(other.attribute_count.size());
+    for (size_t a = 0; a < other.attribute_count.size(); ++a) {
+      attribute_squared_error[a] += other.attribute_squared_error[a];
+      attribute_count[a] += other.attribute_count[a];
+    }
     return *this;
   }
 };

@@ -89,6 +89,17 @@ LossSums LlamaCore<T>::head_forward(const Batch& batch, CoreActivations<T>& save
       predictions.data(), batch.attribute_targets.f32(), s, a, saved.head_buffer.data());
   sums.sum = mse.sum;
   sums.count = mse.count;
+
+  // Each attribute's own squared errors, for the per-attribute training loss.
+  const float* targets = batch.attribute_targets.f32();  // (S, A) f32, cpu; -100: missing
+  sums.attribute_squared_error.assign(a, 0.0);
+  sums.attribute_count.assign(a, 0);
+  for (int64_t i = 0; i < s * a; ++i) {
+    if (targets[i] == -100.0f) continue;
+    const double error = static_cast<double>(predictions[i]) - targets[i];
+    sums.attribute_squared_error[i % a] += error * error;
+    sums.attribute_count[i % a] += 1;
+  }
   return sums;
 }
 

@@ -153,22 +153,35 @@ void Trainer::reduce_step_totals(StepResult& result, const PipelineTiming& timin
     result.loss = LossSums{};
     result.tokens = 0;
   }
+  // Per-attribute sums on every rank alike (zeros where the loss is not held).
+  const int n_attributes = model_.head_kind() == HeadKind::kAttribute ? model_.n_attributes() : 0;
+  result.loss.attribute_squared_error.resize(n_attributes, 0.0);
+  result.loss.attribute_count.resize(n_attributes, 0);
   PipelineBubble& bubble = result.bubble;
   if (grid == nullptr) return;
 
   // One sum over the world: loss and token counts come from the ranks that hold the loss, the
   // schedule times from every rank. Sums travel as f32 (1e-7 relative), counts as exact i32.
-  Tensor sums =
-      Tensor::from_floats({static_cast<float>(result.loss.sum), static_cast<float>(timing.idle_s()),
-                           static_cast<float>(timing.compute_s), static_cast<float>(timing.wall_s)},
-                          Shape{4});
-  Tensor counts = Tensor::from_ints(
-      {static_cast<int32_t>(result.loss.count), static_cast<int32_t>(result.tokens)}, Shape{2});
+  std::vector<float> sum_values = {
+      static_cast<float>(result.loss.sum), static_cast<float>(timing.idle_s()),
+      static_cast<float>(timing.compute_s), static_cast<float>(timing.wall_s)};
+  std::vector<int32_t> count_values = {static_cast<int32_t>(result.loss.count),
+                                       static_cast<int32_t>(result.tokens)};
+  for (int a = 0; a < n_attributes; ++a) {
+    sum_values.push_back(static_cast<float>(result.loss.attribute_squared_error[a]));
+    count_values.push_back(static_cast<int32_t>(result.loss.attribute_count[a]));
+  }
+  Tensor sums = Tensor::from_floats(sum_values, Shape{4 + n_attributes});
+  Tensor counts = Tensor::from_ints(count_values, Shape{2 + n_attributes});
   grid->world().all_reduce(sums);
   grid->world().all_reduce(counts);
   result.loss.sum = sums.f32()[0];
   result.loss.count = counts.i32()[0];
   result.tokens = counts.i32()[1];
+  for (int a = 0; a < n_attributes; ++a) {
+    result.loss.attribute_squared_error[a] = sums.f32()[4 + a];
+    result.loss.attribute_count[a] = counts.i32()[2 + a];
+  }
 
   const float idle = sums.f32()[1], compute = sums.f32()[2], wall = sums.f32()[3];
   bubble.idle_share = wall > 0 ? idle / wall : 0.0;
@@ -275,6 +288,16 @@ void Trainer::log_step(int64_t step, const StepResult& result) {
                   result.bubble.ideal_bubble);
     text += line;
   }
+  // Attribute head: each attribute's training MSE over the global batch.
+  nlohmann::json attribute_mse;
+  for (size_t a = 0; a < result.loss.attribute_count.size(); ++a) {
+    const int64_t count = result.loss.attribute_count[a];
+    const double mse = count > 0 ? result.loss.attribute_squared_error[a] / count : 0.0;
+    attribute_mse[attribute_name(a)] = mse;
+    std::snprintf(line, sizeof(line), "%s %s %.3f", a == 0 ? " | mse" : ",",
+                  attribute_name(a).c_str(), mse);
+    text += line;
+  }
   if (result.skipped) text += " | SKIPPED (non-finite loss or grad norm)";
   text += " | skipped " + std::to_string(skipped_total_);
   LOG(INFO) << text;
@@ -290,6 +313,7 @@ void Trainer::log_step(int64_t step, const StepResult& result) {
                             {"flops_per_s", flops},
                             {"skipped", result.skipped},
                             {"skipped_total", skipped_total_}};
+  if (!attribute_mse.is_null()) metrics["mse"] = attribute_mse;
   if (pipelined) {
     metrics["pipeline_bubble"] = result.bubble.bubble;
     metrics["pipeline_bubble_ideal"] = result.bubble.ideal_bubble;
@@ -371,6 +395,11 @@ ValidationResult Trainer::validate(const std::vector<Batch>& batches) {
   return result;
 }
 
+std::string Trainer::attribute_name(size_t a) const {
+  return a < environment_.attribute_names.size() ? environment_.attribute_names[a]
+                                                 : "attribute_" + std::to_string(a);
+}
+
 void Trainer::log_validation(int64_t step, const ValidationResult& result) {
   if (environment_.world_rank != 0 || environment_.validation_batches.empty()) return;
   nlohmann::json line = {
@@ -378,9 +407,7 @@ void Trainer::log_validation(int64_t step, const ValidationResult& result) {
   std::string text =
       "validation at step " + std::to_string(step) + ": loss " + std::to_string(result.loss.mean());
   for (size_t a = 0; a < result.per_attribute_mse.size(); ++a) {
-    const std::string name = a < environment_.attribute_names.size()
-                                 ? environment_.attribute_names[a]
-                                 : "attribute_" + std::to_string(a);
+    const std::string name = attribute_name(a);
     line["mse"][name] = result.per_attribute_mse[a];
     text += ", " + name + " " + std::to_string(result.per_attribute_mse[a]);
   }

@@ -114,6 +114,7 @@ class Trainer {
   StepResult train_step(int64_t step);
   void log_step(int64_t step, const StepResult& result);
   void log_validation(int64_t step, const ValidationResult& result);
+  std::string attribute_name(size_t a) const;  // environment.attribute_names, or attribute_<a>
   void start_overlapped_sync(int micro_batches);
   void synchronise_gradients();
   void reduce_step_totals(StepResult& result, const PipelineTiming& timing);

@@ -77,8 +77,18 @@ for job in ("sft", "attr"):
     val = [l for l in one if l.get("split") == "val"]
     assert val, f"{job}: no validation line"
     if job == "attr":
-        assert set(val[-1]["mse"]) == {"helpfulness", "correctness", "coherence", "complexity",
-                                       "verbosity"}, val[-1]
+        names = {"helpfulness", "correctness", "coherence", "complexity", "verbosity"}
+        assert set(val[-1]["mse"]) == names, val[-1]
+        # Each step line carries each attribute's training MSE; their mean over targets is the
+        # masked MSE, so every one is finite and they cannot all be below the loss.
+        steps = [l for l in one if "split" not in l]
+        for line in steps:
+            assert set(line["mse"]) == names, line
+            assert max(line["mse"].values()) >= line["loss"] * 0.999, line
+        tp2_steps = [l for l in lines("attr_tp2") if "split" not in l]
+        for a, b in zip(steps, tp2_steps):
+            for name in names:
+                assert abs(a["mse"][name] - b["mse"][name]) <= 1e-4 * a["mse"][name], (a, b)
     print(f"train_cli_test: {job} losses {['%.6f' % x for x in steps_one]} equal at DP=1 and "
           f"at {', '.join(layouts[job])}")
 PY

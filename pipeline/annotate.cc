@@ -1,14 +1,17 @@
 #include "pipeline/annotate.h"
 
 #include <glog/logging.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <sstream>
 
 #include "model/checkpoint.h"
 #include "model/sharded_checkpoint.h"
@@ -245,14 +248,31 @@ ShardWork annotate_shard(const AnnotateOptions& options, AttributeScorer& scorer
   return work;
 }
 
-// Rank 0's progress line: shards, records, rates and the estimated time left.
+// Rank 0's progress: shards, records, rates and the estimated time left. On a terminal, a bar
+// redrawn in place on stderr (the log gets the last line); otherwise a log line per shard.
 void log_progress(int64_t done, int64_t total, int64_t records, int64_t tokens, double seconds,
                   int dp_size) {
   const double rate = seconds > 0 ? records / seconds : 0.0;
   const double eta = done > 0 ? seconds * static_cast<double>(total - done) / done : 0.0;
-  LOG(INFO) << "annotate: rank 0 shard " << done << "/" << total << ", " << records << " records, "
-            << rate << " records/s, " << (seconds > 0 ? tokens / seconds : 0.0) << " tokens/s (x"
-            << dp_size << " replicas), ETA " << static_cast<int64_t>(eta) << " s";
+  std::ostringstream line;
+  line << "annotate: rank 0 shard " << done << "/" << total << ", " << records << " records, "
+       << rate << " records/s, " << (seconds > 0 ? tokens / seconds : 0.0) << " tokens/s (x"
+       << dp_size << " replicas), ETA " << static_cast<int64_t>(eta) << " s";
+  static const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  if (!terminal) {
+    LOG(INFO) << line.str();
+    return;
+  }
+  constexpr int kWidth = 30;
+  const int filled = total > 0 ? static_cast<int>(kWidth * done / total) : kWidth;
+  std::fprintf(stderr, "\r[%s%s] %lld/%lld shards, %.1f records/s, ETA %llds ",
+               std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(),
+               static_cast<long long>(done), static_cast<long long>(total), rate,
+               static_cast<long long>(eta));
+  if (done == total) {
+    std::fprintf(stderr, "\n");
+    LOG(INFO) << line.str();
+  }
 }
 
 // Concatenates the shards, in order, into the output (atomically).

@@ -5,7 +5,8 @@
 #  - a rank that dies after writing one shard, then a re-run: the output equals the
 #    uninterrupted run's byte for byte, and the re-run reuses the finished shards;
 #  - bad input: FAIL names file:line, SKIP lists the line under the work directory;
-#  - TP > 1 is refused with a clear error;
+#  - annotate at TP=2, TP=2 x DP=2 and TP=2 x PP=2: one rank's labels, raw values within 1e-5;
+#  - on a terminal, rank 0 draws a progress bar;
 #  - eval-attr writes eval.json with the model's and both baselines' metrics;
 #  - the NeMo-Aligner regression-RM format trains and evaluates, its -100 values left out.
 # Usage: annotate_cli_test.sh BINARY_DIR
@@ -32,6 +33,17 @@ cmp "$root/dp1.jsonl" "$root/dp2.jsonl" || fail "DP=2 output differs from DP=1"
 [ -e "$root/dp1.jsonl.work/DONE" ] || fail "no DONE in the work directory"
 grep -q "records/s" "$root/dp1.jsonl.work/logs/steerlm.rank0.log" || fail "no records/s logged"
 grep -q "ETA" "$root/dp1.jsonl.work/logs/steerlm.rank0.log" || fail "no progress ETA logged"
+# On a terminal (a pseudo-terminal from script(1)) rank 0 draws a progress bar instead.
+if command -v script >/dev/null; then
+  script -qec "${steerlm[*]} annotate --model $model --input $root/in.jsonl \
+    --output $root/bar.jsonl ${shards[*]} 2>&1" /dev/null >"$root/bar.out" ||
+    { cat "$root/bar.out"; fail "annotate on a terminal"; }
+  tr '\r' '\n' <"$root/bar.out" | grep -aq '^\[##############################\] 5/5 shards' ||
+    { cat "$root/bar.out"; fail "no progress bar on a terminal"; }
+  cmp "$root/dp1.jsonl" "$root/bar.jsonl" || fail "output on a terminal differs"
+else
+  echo "annotate_cli_test: script(1) absent; the terminal progress bar is not checked"
+fi
 
 /usr/bin/python3 - "$root/in.jsonl" "$root/dp1.jsonl" <<'PY'
 import json, sys
@@ -85,7 +97,6 @@ mpi 1 annotate --model "$model" --input "$root/bad.jsonl" --output "$root/skip.j
 cmp "$root/dp1.jsonl" "$root/skip.jsonl" || fail "SKIP output differs from the clean input's"
 grep -q 'bad.jsonl:4' "$root/skip.jsonl.work/data/skipped_records.jsonl" || fail "skip listing"
 
-# TP > 1 is refused.
 # TP=2 (one replica of two ranks), TP=2 x DP=2 and TP=2 x PP=2: the same labels as one rank, raw
 # values within 1e-5 (TP sums add in another order).
 layouts=("2 tp2 --set parallel.tp=2" "4 tp2dp2 --set parallel.tp=2"

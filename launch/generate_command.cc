@@ -115,7 +115,8 @@ void register_generate_command(CLI::App& app) {
   generate->add_option("--model", flags->model, "checkpoint directory")->required();
   generate->add_option("--prompt", flags->prompt, "a single prompt; \"\" decodes from BOS alone");
   generate->add_option("--input", flags->input,
-                       "JSONL of {\"prompt\", \"system\"?, \"attributes\"?: {name: value}}");
+                       "JSONL of {\"prompt\" (or \"conversations\": [{\"from\", \"value\"}, ...] "
+                       "ending on User), \"system\"?, \"attributes\"?: {name: value}}");
   generate->add_option("--output", flags->output, "JSONL to write generations to");
   generate->add_option("--attributes", flags->attributes, "requested attribute values, name=v,...");
   // Sampling flags become generate.* overrides, so they win over --config and --set.

@@ -214,6 +214,37 @@ Conversation user_prompt_context(const std::string& prompt) {
   return conversation;
 }
 
+namespace {
+
+// A multi-turn context in NeMo-Aligner's form: [{"from": "User"|"Assistant", "value": TEXT,
+// "label"?: "name:v,..."}, ...], ending on a user turn. Throws json errors (caught by the reader)
+// or std::invalid_argument naming what is wrong.
+Conversation conversation_context(const nlohmann::json& turns) {
+  Conversation context;
+  for (const nlohmann::json& turn : turns) {
+    const std::string from = turn.at("from").get<std::string>();
+    if (from != "User" && from != "Assistant")
+      throw std::invalid_argument("conversations: \"from\" is \"" + from +
+                                  "\", not User/Assistant");
+    Turn parsed{from == "User" ? Role::kUser : Role::kAssistant,
+                turn.at("value").get<std::string>(),
+                {},
+                {}};
+    if (turn.contains("label") && parsed.role == Role::kAssistant) {
+      std::string error;
+      const auto values = parse_label(turn["label"].get<std::string>(), &error);
+      if (!values) throw std::invalid_argument("conversations: label: " + error);
+      parsed.attributes = *values;
+    }
+    context.turns.push_back(std::move(parsed));
+  }
+  if (context.turns.empty() || context.turns.back().role != Role::kUser)
+    throw std::invalid_argument("conversations: must end on a User turn (the one to answer)");
+  return context;
+}
+
+}  // namespace
+
 std::vector<PromptLine> read_prompt_lines(const std::string& path) {
   using json = nlohmann::json;
   std::ifstream in(path);
@@ -224,9 +255,13 @@ std::vector<PromptLine> read_prompt_lines(const std::string& path) {
     ++line_number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     PromptLine prompt;
+    const std::string where = path + ":" + std::to_string(line_number);
     try {
       prompt.record = json::parse(line);
-      prompt.context = user_prompt_context(prompt.record.at("prompt").get<std::string>());
+      // One prompt, or a multi-turn conversation so far.
+      prompt.context = prompt.record.contains("conversations")
+                           ? conversation_context(prompt.record["conversations"])
+                           : user_prompt_context(prompt.record.at("prompt").get<std::string>());
       if (prompt.record.contains("system"))
         prompt.context.system = prompt.record["system"].get<std::string>();
       if (prompt.record.contains("attributes")) {
@@ -234,10 +269,12 @@ std::vector<PromptLine> read_prompt_lines(const std::string& path) {
           prompt.attributes[name] = value.get<float>();
       }
     } catch (const json::exception& error) {
-      throw UserError(path + ":" + std::to_string(line_number) +
-                      ": expected {\"prompt\": TEXT, \"system\"?: TEXT, "
-                      "\"attributes\"?: {name: value}}: " +
+      throw UserError(where +
+                      ": expected {\"prompt\": TEXT | \"conversations\": [{\"from\", "
+                      "\"value\"}, ...], \"system\"?: TEXT, \"attributes\"?: {name: value}}: " +
                       error.what());
+    } catch (const std::invalid_argument& error) {
+      throw UserError(where + ": " + error.what());
     }
     prompt.context.source = SourceRef{path, line_number};
     prompts.push_back(std::move(prompt));
@@ -251,8 +288,13 @@ bool is_prompt_lines_file(const std::string& path) {
   for (std::string line; std::getline(in, line);) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!record.is_object() || !record.contains("prompt") || !record["prompt"].is_string())
-      return false;
+    if (!record.is_object()) return false;
+    if (record.contains("conversations") && record["conversations"].is_array()) {
+      // A SteerLM record is a conversation to train on; a generation request ends on the user.
+      const nlohmann::json& turns = record["conversations"];
+      return !turns.empty() && turns.back().is_object() && turns.back().value("from", "") == "User";
+    }
+    if (!record.contains("prompt") || !record["prompt"].is_string()) return false;
     return !record.contains("response") && !record.contains("chosen") &&
            !record.contains("response_1");
   }

@@ -85,7 +85,9 @@ std::vector<GeneratedText> generate_texts(ChatGenerator& generator,
 Conversation user_prompt_context(const std::string& prompt);
 
 // One line of a prompts file (generate --input, and eval-steer/bootstrap --input):
-// {"prompt": TEXT, "system"?: TEXT, "attributes"?: {name: value}}.
+// {"prompt": TEXT, "system"?: TEXT, "attributes"?: {name: value}}, or a multi-turn conversation
+// so far in place of "prompt": "conversations": [{"from": "User"|"Assistant", "value": TEXT,
+// "label"?: "name:v,..."}, ...] ending on the user turn to answer.
 struct PromptLine {
   Conversation context;                     // the prompt as a user turn; source is FILE:LINE
   std::map<std::string, float> attributes;  // as written, not yet checked
@@ -96,7 +98,8 @@ struct PromptLine {
 std::vector<PromptLine> read_prompt_lines(const std::string& path);
 
 // Whether `path`'s first record has that form: a string "prompt" and no response of its own
-// (HelpSteer, preference pairs and oasst trees also have a "prompt" key).
+// (HelpSteer, preference pairs and oasst trees also have a "prompt" key), or "conversations"
+// that end on a user turn.
 bool is_prompt_lines_file(const std::string& path);
 
 }  // namespace steerlm

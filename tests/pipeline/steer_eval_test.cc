@@ -8,6 +8,8 @@
 #include <cmath>
 #include <set>
 
+#include "pipeline/chat_generation.h"
+#include "pipeline/chat_template.h"
 #include "pipeline/dataset.h"
 #include "runtime/config.h"
 #include "runtime/error.h"
@@ -199,6 +201,39 @@ TEST(ReadPrompts, ReadsGeneratesPromptFilesAndRefusesPerLineAttributes) {
     EXPECT_EQ(std::string(error.what()),
               labelled + ":1: attributes: eval-steer and bootstrap choose the requested label " +
                   "themselves (eval.*, generate.default_attributes); remove the field");
+  }
+}
+
+TEST(ReadPromptLines, GenerateTakesMultiTurnConversationsEndingOnTheUser) {
+  testing_util::TempDir dir;
+  const std::string path =
+      dir.file("multi.jsonl",
+               R"({"system": "s", "conversations": [{"from": "User", "value": "q1"},)"
+               R"( {"from": "Assistant", "value": "a1", "label": "verbosity:1"},)"
+               R"( {"from": "User", "value": "q2"}], "attributes": {"verbosity": 4}, "id": 7})"
+               "\n");
+  EXPECT_TRUE(is_prompt_lines_file(path));
+  const std::vector<PromptLine> lines = read_prompt_lines(path);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].record["id"], 7);  // every field kept for the output
+  const TemplateOptions options = make_template_options(config::ChatTemplate(), {"verbosity"});
+  EXPECT_EQ(render_generation_prompt(lines[0].context, lines[0].attributes, options),
+            "<extra_id_0>System\ns\n<extra_id_1>User\nq1\n<extra_id_1>Assistant\n"
+            "<extra_id_2>verbosity:1\na1\n<extra_id_1>User\nq2\n<extra_id_1>Assistant\n"
+            "<extra_id_2>verbosity:4\n");
+
+  // A conversation that ends on the assistant has nothing to answer.
+  const std::string ended =
+      dir.file("ended.jsonl", R"({"conversations": [{"from": "User", "value": "q"}, )"
+                              R"({"from": "Assistant", "value": "a"}]})"
+                              "\n");
+  EXPECT_FALSE(is_prompt_lines_file(ended));
+  try {
+    read_prompt_lines(ended);
+    FAIL() << "a conversation ending on the assistant was accepted";
+  } catch (const UserError& error) {
+    EXPECT_EQ(std::string(error.what()),
+              ended + ":1: conversations: must end on a User turn (the one to answer)");
   }
 }
 

@@ -37,7 +37,7 @@ void run_annotate_command(const StageOptions& stage_options, const AnnotateFlags
         "use TRUNCATE_LEFT or FAIL");
   }
   std::unique_ptr<ProcessGrid> grid = ProcessGrid::create(mpi, config, where);
-  begin_stage("annotate", config, mpi.world_rank(), mpi.world_size());
+  begin_stage("annotate", config, mpi);
 
   AnnotateOptions options;
   options.input = flags.input;

@@ -24,7 +24,7 @@ CLI::App* add_unbuilt_command(CLI::App& parent, const std::string& name, const s
       config::StageConfig config =
           load_validated_config(*options, {}, mpi.world_size(), &locations);
       if (!config.output_dir().empty()) {
-        begin_stage(full_name, config, mpi.world_rank(), mpi.world_size());
+        begin_stage(full_name, config, mpi);
       }
     }
     fail_not_built(full_name, issue);

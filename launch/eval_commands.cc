@@ -33,7 +33,7 @@ void run_eval_attr_command(const StageOptions& stage_options, const EvalAttrFlag
       stage_options,
       {"model.init_from=" + flags.model, "data.train=" + flags.input, "output_dir=" + flags.output},
       mpi.world_size(), &where);
-  begin_stage("eval-attr", config, mpi.world_rank(), mpi.world_size());
+  begin_stage("eval-attr", config, mpi);
   if (mpi.world_rank() != 0) return;  // evaluation sets are small: rank 0 scores them alone
 
   EvalAttrOptions options;

@@ -5,12 +5,14 @@
 
 #include <string>
 
+#include "parallel/mpi_session.h"
 #include "runtime/config.h"
 
 namespace steerlm {
 
-// Throws UserError when output_dir is missing. `rank`/`world_size` are the world rank and size.
-void begin_stage(const std::string& command, const config::StageConfig& config, int rank,
-                 int world_size);
+// Throws UserError when output_dir is missing. Collective over `mpi` (every rank calls it): rank
+// 0 logs the hosts of all ranks.
+void begin_stage(const std::string& command, const config::StageConfig& config,
+                 const MpiSession& mpi);
 
 }  // namespace steerlm

@@ -68,7 +68,7 @@ SteerJob start_steer_job(const std::string& command, const StageOptions& options
   }
   job.grid = ProcessGrid::create(mpi, job.config, where);
   require_one_rank_replicas(*job.grid, command);
-  begin_stage(command, job.config, mpi.world_rank(), mpi.world_size());
+  begin_stage(command, job.config, mpi);
 
   job.generator = load_chat_generator(job.config.model().init_from());
   if (!job.generator.chat) {

@@ -16,7 +16,7 @@ void add_training_command(CLI::App& app, TrainingTask task, const std::string& h
     MpiSession& mpi = process_mpi_session();
     FieldLocations where;
     config::StageConfig config = load_validated_config(*options, {}, mpi.world_size(), &where);
-    begin_stage(name, config, mpi.world_rank(), mpi.world_size());
+    begin_stage(name, config, mpi);
     run_training_stage(task, config, where, mpi);
   });
 }

@@ -3,6 +3,9 @@
 #include <glog/logging.h>
 #include <mpi.h>
 
+#include <string>
+#include <vector>
+
 #include "runtime/check.h"
 #include "runtime/process.h"
 
@@ -63,6 +66,33 @@ MpiSession::~MpiSession() {
   int finalized = 0;
   MPI_CHECK(MPI_Finalized(&finalized));
   if (!finalized) MPI_CHECK(MPI_Finalize());
+}
+
+std::string MpiSession::describe_hosts() const {
+  // Fixed-width names gathered to rank 0 (host names are at most 255 bytes).
+  constexpr int kWidth = 256;
+  std::string mine = host_name().substr(0, kWidth - 1);
+  mine.resize(kWidth, '\0');
+  std::vector<char> all(world_rank_ == 0 ? static_cast<size_t>(kWidth) * world_size_ : 0);
+  MPI_CHECK(MPI_Gather(mine.data(), kWidth, MPI_CHAR, all.data(), kWidth, MPI_CHAR, 0, comm_));
+  if (world_rank_ != 0) return "";
+
+  // Runs of consecutive ranks on the same host.
+  std::string text;
+  for (int first = 0; first < world_size_;) {
+    const std::string host(all.data() + static_cast<size_t>(first) * kWidth);
+    int last = first;
+    while (last + 1 < world_size_ &&
+           host == std::string(all.data() + static_cast<size_t>(last + 1) * kWidth)) {
+      ++last;
+    }
+    text += (text.empty() ? "" : ", ") + host + " (rank" +
+            (first == last ? " " + std::to_string(first)
+                           : "s " + std::to_string(first) + "-" + std::to_string(last)) +
+            ")";
+    first = last + 1;
+  }
+  return text;
 }
 
 }  // namespace steerlm

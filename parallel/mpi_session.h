@@ -43,6 +43,10 @@ class MpiSession {
   int world_rank() const { return world_rank_; }
   int world_size() const { return world_size_; }
   MPI_Comm comm() const { return comm_; }
+
+  // Collective over comm(): on rank 0, "host (ranks a-b), ..." for every host of the session in
+  // rank order; empty on the other ranks.
+  std::string describe_hosts() const;
   // Rank among the processes on this host (MPI_COMM_TYPE_SHARED); picks the GPU. A job session
   // keeps the process's values, so jobs sharing a host never pick the same GPU.
   int local_rank() const { return local_rank_; }

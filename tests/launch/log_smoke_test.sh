@@ -22,6 +22,8 @@ for rank in 0 1 2 3; do
   grep -q "steerlm sft on 4 rank(s), rank $rank" "$log" || fail "$log lacks the start line"
 done
 grep -q "provenance: steerlm" "$output/logs/steerlm.rank0.log" || fail "no provenance in rank 0"
+grep -q "ranks: 4 on $(hostname) (ranks 0-3)" "$output/logs/steerlm.rank0.log" ||
+  fail "rank 0 does not list the hosts of all ranks"
 grep -q "dim: 128" "$output/config.pbtxt" || fail "resolved config not written"
 [ -f "$output/DONE" ] || fail "no DONE marker"
 if grep -q "provenance" "$output/logs/steerlm.rank1.log"; then fail "rank 1 logged provenance"; fi

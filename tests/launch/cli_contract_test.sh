@@ -50,6 +50,19 @@ if [ -e "$tokenizer" ]; then
 else
   echo "$test_name: ../shared/data absent; the token count is not checked"
 fi
+# tokenizer train: a SentencePiece model of the asked size from a synthesised corpus, which
+# data inspect then uses (the markers and newlines survive: the rendered text round-trips).
+"${steerlm[@]}" data synth --output "$root/corpus.jsonl" --n 200 --seed 3 >/dev/null 2>&1
+"${steerlm[@]}" tokenizer train --input "$root/corpus.jsonl" --vocab-size 512 \
+  --output "$root/tok.model" >"$root/tok.out" 2>&1 || { cat "$root/tok.out"; fail "tokenizer train"; }
+"${steerlm[@]}" data inspect --input "$root/one.jsonl" --json --tokenizer "$root/tok.model" \
+  >"$root/own_tokens.json" 2>/dev/null || fail "data inspect with the trained tokenizer"
+/usr/bin/python3 - "$root/own_tokens.json" <<'PY'
+import json, sys
+record = json.loads(open(sys.argv[1]).read())
+assert 20 < record["tokens"] < 120, record
+PY
+
 /usr/bin/python3 - "$root/plain.json" "$root/tokens.json" <<'PY'
 import json, os, sys
 expected = [

@@ -29,6 +29,14 @@ run 2 train-attr configs/stages/attr_tiny.pbtxt attr_2
 run 8 sft configs/stages/sft_tiny.pbtxt sft_tp2_pp2_dp2 --set parallel.tp=2 --set parallel.pp=2 \
   --set parallel.micro_batches=4
 run 2 train-attr configs/stages/attr_tiny.pbtxt attr_tp2 --set parallel.tp=2
+# An attribute model from a language model's checkpoint (saved at TP=2 x PP=2): the trunk comes
+# from it (embedding, 4 x 9 layer tensors, final norm: 38), the attribute head starts fresh; its
+# first loss differs from the from-scratch run's.
+run 2 train-attr configs/stages/attr_tiny.pbtxt attr_from_sft \
+  --set model.init_from="$root/sft_tp2_pp2_dp2/checkpoint"
+grep -q "initialised 38 parameters from $root/sft_tp2_pp2_dp2/checkpoint" \
+  "$root/attr_from_sft/logs/steerlm.rank0.log" ||
+  { grep initialised "$root/attr_from_sft/logs/steerlm.rank0.log"; echo "train_cli_test: init_from"; exit 1; }
 
 # Greedy and seeded generation from the one-rank SFT checkpoint at TP=2 (vocab-parallel logits
 # all-gathered), PP=2 (decode states sent between stages) and both must print the one-rank text.
@@ -89,6 +97,9 @@ for job in ("sft", "attr"):
         for a, b in zip(steps, tp2_steps):
             for name in names:
                 assert abs(a["mse"][name] - b["mse"][name]) <= 1e-4 * a["mse"][name], (a, b)
+    if job == "attr":
+        from_sft = [l["loss"] for l in lines("attr_from_sft") if "split" not in l]
+        assert len(from_sft) == 3 and from_sft[0] != steps_one[0], (from_sft, steps_one)
     print(f"train_cli_test: {job} losses {['%.6f' % x for x in steps_one]} equal at DP=1 and "
           f"at {', '.join(layouts[job])}")
 PY

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "model/llama.h"
 #include "model/optimizer.h"
 #include "runtime/gemm.h"
@@ -30,9 +31,8 @@ struct BenchShape {
   int seq = 256, batch = 8;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
+using bench::best_seconds;
+using bench::seconds_since;
 
 // Model FLOPs of one training step (3x the forward: backward is two GEMMs per forward GEMM).
 // Attention counts the full T x T score and value products, as both implementations compute.
@@ -65,13 +65,8 @@ double measure_sgemm_gflops() {
 // Seconds of the fastest of `steps` steerlm training steps after one warm-up step: on a shared
 // machine the minimum is the least disturbed measurement (the PyTorch script does the same).
 double time_steerlm(const BenchShape& s, int steps) {
-  config::ModelConfig config;
-  config.set_dim(s.dim);
-  config.set_n_layers(s.layers);
-  config.set_n_heads(s.heads);
-  config.set_n_kv_heads(s.kv_heads);
-  config.set_ffn_hidden(s.ffn);
-  config.set_vocab_size(s.vocab);
+  const config::ModelConfig config =
+      bench::model_config(s.dim, s.layers, s.heads, s.kv_heads, s.ffn, s.vocab);
   LlamaModel model(config, HeadKind::kLanguageModel, 0, 1234);
   config::OptimConfig optim;
   AdamW optimizer(optim, model.parameters());
@@ -98,14 +93,7 @@ double time_steerlm(const BenchShape& s, int steps) {
     optimizer.step(model.parameters(), optim.lr(),
                    std::sqrt(AdamW::grad_norm_sq(model.parameters())));
   };
-  step();  // warm-up: allocator and thread pools
-  double best = 1e30;
-  for (int i = 0; i < steps; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    step();
-    best = std::min(best, seconds_since(start));
-  }
-  return best;
+  return best_seconds(steps, step);
 }
 
 // Runs the PyTorch reference and returns its JSON line.

@@ -33,6 +33,13 @@ config::StageConfig load_validated_config(const StageOptions& options,
   overrides.insert(overrides.end(), flag_overrides.begin(), flag_overrides.end());
   config::StageConfig config = load_stage_config(options.config_path, overrides, locations);
   validate_stage_config(config, *locations, world_size);
+  if (config.device() == config::Device::CUDA) {
+    // TODO(cuda-model): a device path for LlamaCore (bf16 weights, the runtime/cuda kernels,
+    // NCCL gradients); until then a CUDA run would silently compute on the CPU, so refuse it.
+    throw UserError(
+        "device: CUDA: the model's layers run on the CPU backend only for now (the CUDA kernels "
+        "in runtime/cuda are not yet wired into model/); set device: CPU");
+  }
   return config;
 }
 

@@ -60,12 +60,6 @@ SteerJob start_steer_job(const std::string& command, const StageOptions& options
     throw UserError("eval.attribute_model: not set; pass --attribute-model ATTRIBUTE_CHECKPOINT");
   }
   check_generate_config(job.config.generate());
-  if (job.config.device() != config::Device::CPU) {
-    // TODO(steer-cuda): decode and score on the CUDA backend; generation's KV cache and the
-    // scorer's forward are host-only today, so a CUDA run would silently use the CPU.
-    throw UserError("device: " + command +
-                    " generates and scores on the CPU backend only for now; set device: CPU");
-  }
   job.grid = ProcessGrid::create(mpi, job.config, where);
   require_one_rank_replicas(*job.grid, command);
   begin_stage(command, job.config, mpi);

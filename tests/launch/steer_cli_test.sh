@@ -157,7 +157,7 @@ expect_error "eval.attribute_model: not set" eval-steer --config configs/stages/
   --model "$root/sft/checkpoint" --output "$root/bad2"
 expect_error "generate.temperature: 0 (greedy)" "${boot[@]}" --set generate.temperature=0 \
   --output "$root/bad3.jsonl"
-expect_error "device: eval-steer generates and scores on the CPU backend only" "${steer[@]}" \
+expect_error "device: CUDA: the model's layers run on the CPU backend only" "${steer[@]}" \
   --output "$root/bad5" --set device=CUDA
 expect_error "is an attribute model" eval-steer --config configs/stages/eval_steer_tiny.pbtxt \
   --model "$root/attr/checkpoint" --attribute-model "$root/attr/checkpoint" --output "$root/bad4"

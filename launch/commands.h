@@ -18,12 +18,4 @@ void register_pipeline_commands(CLI::App& app);  // pipeline run|submit|status
 // Called by register_eval_commands, so that eval-steer is listed beside eval-attr.
 void register_eval_steer_command(CLI::App& app);  // launch/steer_commands.cc
 
-// For a command whose implementation has not landed: fails loudly, naming the tracking issue.
-[[noreturn]] void fail_not_built(const std::string& command, int issue);
-
-// Adds a command that validates its --config/--set and then fails with fail_not_built. Its own
-// flags are added by the caller, unbound, so that `--help` already documents them.
-CLI::App* add_unbuilt_command(CLI::App& parent, const std::string& name, const std::string& help,
-                              int issue);
-
 }  // namespace steerlm

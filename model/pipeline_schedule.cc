@@ -193,7 +193,7 @@ Tensor PipelineSchedule::send_gradient_receive_activation(const Tensor& input_gr
   return hidden_in;
 }
 
-LossSums PipelineSchedule::forward_only(const Batch& batch, Tensor* last_stage_input) {
+LossSums PipelineSchedule::forward_only(const Batch& batch) {
   if (stages() == 1) return model_.evaluate(batch);
 
   // Receive, compute, pass on; activations are dropped as soon as the output has left.
@@ -206,7 +206,6 @@ LossSums PipelineSchedule::forward_only(const Batch& batch, Tensor* last_stage_i
     send_forward(grid_->pp(), saved.hidden_out);
     return LossSums{};
   }
-  if (last_stage_input != nullptr) *last_stage_input = hidden_in;
   return sums;
 }
 

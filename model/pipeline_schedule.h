@@ -57,9 +57,8 @@ class PipelineSchedule {
   PipelineStepResult train_step(const std::vector<Batch>& micro_batches);
 
   // Forward only (validation): the activations pass through the stages. Returns the loss sums on
-  // the last stage (zero elsewhere); there, *last_stage_input receives the hidden state (B, T, C)
-  // the stage read from its predecessor (undefined with one stage).
-  LossSums forward_only(const Batch& batch, Tensor* last_stage_input = nullptr);
+  // the last stage (zero elsewhere).
+  LossSums forward_only(const Batch& batch);
 
   // Attribute predictions (S, A) of the attribute head, on every rank: the activations pass
   // through the stages and the last stage's predictions are broadcast over PP.

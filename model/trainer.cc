@@ -147,43 +147,65 @@ void Trainer::synchronise_gradients() {
   model_.reduce_tp_partial_gradients();
 }
 
+namespace {
+
+// Sums `loss` (its per-attribute parts included) and `extra_sums`/`extra_counts` over `world`,
+// in place. Sums travel as f32 (1e-7 relative), counts as exact i32.
+void all_reduce_loss_sums(ProcessGroup& world, LossSums& loss, std::vector<float>& extra_sums,
+                          std::vector<int32_t>& extra_counts) {
+  const size_t attributes = loss.attribute_count.size();
+  std::vector<float> sum_values = {static_cast<float>(loss.sum)};
+  std::vector<int32_t> count_values = {static_cast<int32_t>(loss.count)};
+  for (size_t a = 0; a < attributes; ++a) {
+    sum_values.push_back(static_cast<float>(loss.attribute_squared_error[a]));
+    count_values.push_back(static_cast<int32_t>(loss.attribute_count[a]));
+  }
+  sum_values.insert(sum_values.end(), extra_sums.begin(), extra_sums.end());
+  count_values.insert(count_values.end(), extra_counts.begin(), extra_counts.end());
+  Tensor sums = Tensor::from_floats(sum_values, Shape{static_cast<int64_t>(sum_values.size())});
+  Tensor counts = Tensor::from_ints(count_values, Shape{static_cast<int64_t>(count_values.size())});
+  world.all_reduce(sums);
+  world.all_reduce(counts);
+
+  loss.sum = sums.f32()[0];
+  loss.count = counts.i32()[0];
+  for (size_t a = 0; a < attributes; ++a) {
+    loss.attribute_squared_error[a] = sums.f32()[1 + a];
+    loss.attribute_count[a] = counts.i32()[1 + a];
+  }
+  for (size_t i = 0; i < extra_sums.size(); ++i) extra_sums[i] = sums.f32()[1 + attributes + i];
+  for (size_t i = 0; i < extra_counts.size(); ++i) {
+    extra_counts[i] = counts.i32()[1 + attributes + i];
+  }
+}
+
+}  // namespace
+
+void Trainer::keep_held_loss(LossSums& loss) const {
+  // Only the ranks that hold the loss count it; per-attribute parts exist on every rank alike.
+  if (!holds_loss()) loss = LossSums{};
+  const int n_attributes = model_.head_kind() == HeadKind::kAttribute ? model_.n_attributes() : 0;
+  loss.attribute_squared_error.resize(n_attributes, 0.0);
+  loss.attribute_count.resize(n_attributes, 0);
+}
+
 void Trainer::reduce_step_totals(StepResult& result, const PipelineTiming& timing) {
   ProcessGrid* grid = environment_.grid;
-  if (!holds_loss()) {
-    result.loss = LossSums{};
-    result.tokens = 0;
-  }
-  // Per-attribute sums on every rank alike (zeros where the loss is not held).
-  const int n_attributes = model_.head_kind() == HeadKind::kAttribute ? model_.n_attributes() : 0;
-  result.loss.attribute_squared_error.resize(n_attributes, 0.0);
-  result.loss.attribute_count.resize(n_attributes, 0);
+  keep_held_loss(result.loss);
+  if (!holds_loss()) result.tokens = 0;
   PipelineBubble& bubble = result.bubble;
   if (grid == nullptr) return;
 
   // One sum over the world: loss and token counts come from the ranks that hold the loss, the
-  // schedule times from every rank. Sums travel as f32 (1e-7 relative), counts as exact i32.
-  std::vector<float> sum_values = {
-      static_cast<float>(result.loss.sum), static_cast<float>(timing.idle_s()),
-      static_cast<float>(timing.compute_s), static_cast<float>(timing.wall_s)};
-  std::vector<int32_t> count_values = {static_cast<int32_t>(result.loss.count),
-                                       static_cast<int32_t>(result.tokens)};
-  for (int a = 0; a < n_attributes; ++a) {
-    sum_values.push_back(static_cast<float>(result.loss.attribute_squared_error[a]));
-    count_values.push_back(static_cast<int32_t>(result.loss.attribute_count[a]));
-  }
-  Tensor sums = Tensor::from_floats(sum_values, Shape{4 + n_attributes});
-  Tensor counts = Tensor::from_ints(count_values, Shape{2 + n_attributes});
-  grid->world().all_reduce(sums);
-  grid->world().all_reduce(counts);
-  result.loss.sum = sums.f32()[0];
-  result.loss.count = counts.i32()[0];
-  result.tokens = counts.i32()[1];
-  for (int a = 0; a < n_attributes; ++a) {
-    result.loss.attribute_squared_error[a] = sums.f32()[4 + a];
-    result.loss.attribute_count[a] = counts.i32()[2 + a];
-  }
+  // schedule times from every rank.
+  std::vector<float> times = {static_cast<float>(timing.idle_s()),
+                              static_cast<float>(timing.compute_s),
+                              static_cast<float>(timing.wall_s)};
+  std::vector<int32_t> tokens = {static_cast<int32_t>(result.tokens)};
+  all_reduce_loss_sums(grid->world(), result.loss, times, tokens);
+  result.tokens = tokens[0];
 
-  const float idle = sums.f32()[1], compute = sums.f32()[2], wall = sums.f32()[3];
+  const float idle = times[0], compute = times[1], wall = times[2];
   bubble.idle_share = wall > 0 ? idle / wall : 0.0;
   bubble.bubble = compute > 0 ? idle / compute : 0.0;
   bubble.ideal_bubble =
@@ -326,71 +348,24 @@ void Trainer::log_step(int64_t step, const StepResult& result) {
   metrics_->write(metrics);
 }
 
-void Trainer::accumulate_attribute_errors(const Batch& batch, const Tensor& last_stage_input,
-                                          std::vector<double>& squared_error,
-                                          std::vector<int32_t>& present) {
-  // Per-attribute squared error at each sequence's end, skipping missing targets (-100). A
-  // last PP stage reads the hidden state its predecessor sent (undefined with one stage).
-  const int n_attributes = model_.n_attributes();
-  Tensor predictions = model_.predict_attributes(batch, last_stage_input);  // (S, A) f32, cpu
-  const float* predicted = predictions.f32();
-  const float* target = batch.attribute_targets.f32();  // (S, A) f32, cpu
-  for (int64_t i = 0; i < predictions.numel(); ++i) {
-    if (target[i] == -100.0f) continue;
-    const double error = predicted[i] - target[i];
-    squared_error[i % n_attributes] += error * error;
-    present[i % n_attributes] += 1;
-  }
-}
-
 ValidationResult Trainer::validate() {
   return validate(environment_.validation_batches);
 }
 
 ValidationResult Trainer::validate(const std::vector<Batch>& batches) {
+  // The forward's loss sums carry each attribute's squared errors too (attribute head).
   ValidationResult result;
-  const int n_attributes = model_.head_kind() == HeadKind::kAttribute ? model_.n_attributes() : 0;
-  std::vector<double> squared_error(n_attributes, 0.0);
-  std::vector<int32_t> present(n_attributes, 0);
-  for (const Batch& batch : batches) {
-    Tensor last_stage_input;  // (B, T, C) f32, cpu: what the last stage read (PP only)
-    const LossSums sums = schedule_->forward_only(batch, &last_stage_input);
-    const bool last_stage = environment_.grid == nullptr || environment_.grid->is_last_stage();
-    if (!last_stage) continue;
-    // Every TP rank of the last stage runs the attribute forward (it has TP collectives); the
-    // copies are identical and only the rank that holds the loss counts them.
-    std::vector<double> batch_squared_error(n_attributes, 0.0);
-    std::vector<int32_t> batch_present(n_attributes, 0);
-    if (n_attributes > 0) {
-      accumulate_attribute_errors(batch, last_stage_input, batch_squared_error, batch_present);
-    }
-    if (!holds_loss()) continue;
-    result.loss += sums;
-    for (int a = 0; a < n_attributes; ++a) {
-      squared_error[a] += batch_squared_error[a];
-      present[a] += batch_present[a];
-    }
-  }
-
-  // Sum over the world; only the ranks that hold the loss contributed.
+  for (const Batch& batch : batches) result.loss += schedule_->forward_only(batch);
+  keep_held_loss(result.loss);
   if (environment_.grid != nullptr) {
-    std::vector<float> sums = {static_cast<float>(result.loss.sum)};
-    std::vector<int32_t> counts = {static_cast<int32_t>(result.loss.count)};
-    sums.insert(sums.end(), squared_error.begin(), squared_error.end());
-    counts.insert(counts.end(), present.begin(), present.end());
-    Tensor sums_tensor = Tensor::from_floats(sums, Shape{1 + n_attributes});
-    Tensor counts_tensor = Tensor::from_ints(counts, Shape{1 + n_attributes});
-    environment_.grid->world().all_reduce(sums_tensor);
-    environment_.grid->world().all_reduce(counts_tensor);
-    result.loss.sum = sums_tensor.f32()[0];
-    result.loss.count = counts_tensor.i32()[0];
-    for (int a = 0; a < n_attributes; ++a) {
-      squared_error[a] = sums_tensor.f32()[1 + a];
-      present[a] = counts_tensor.i32()[1 + a];
-    }
+    std::vector<float> no_sums;
+    std::vector<int32_t> no_counts;
+    all_reduce_loss_sums(environment_.grid->world(), result.loss, no_sums, no_counts);
   }
-  for (int a = 0; a < n_attributes; ++a) {
-    result.per_attribute_mse.push_back(present[a] > 0 ? squared_error[a] / present[a] : 0.0);
+  for (size_t a = 0; a < result.loss.attribute_count.size(); ++a) {
+    const int64_t present = result.loss.attribute_count[a];
+    result.per_attribute_mse.push_back(
+        present > 0 ? result.loss.attribute_squared_error[a] / present : 0.0);
   }
   return result;
 }

@@ -120,9 +120,7 @@ class Trainer {
   void reduce_step_totals(StepResult& result, const PipelineTiming& timing);
   double global_grad_norm();
   bool holds_loss() const;
-  void accumulate_attribute_errors(const Batch& batch, const Tensor& last_stage_input,
-                                   std::vector<double>& squared_error,
-                                   std::vector<int32_t>& present);
+  void keep_held_loss(LossSums& loss) const;  // zero it where this rank does not hold it
   std::vector<MomentPiece> moment_pieces();
   int64_t optimizer_steps() const;
   void save(int64_t step, bool periodic);

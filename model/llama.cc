@@ -75,11 +75,10 @@ LlamaModel::LlamaModel(const config::ModelConfig& config, HeadKind head, int n_a
 }
 
 void LlamaModel::reduce_tp_partial_gradients() {
-  const CoreSpec spec = CoreSpec::from(config_, head_, n_attributes_, options_);
+  const CoreSpec& spec = core_->spec();
   if (spec.shard.tp_size == 1 || !spec.kv_replicated) return;
   // Each rank's replicated k_proj/v_proj gradient holds only its query heads' share.
   for (Parameter& parameter : parameters_) {
-    if (steerlm::tp_placement(spec, parameter.name).split != TpSplit::kReplicated) continue;
     const bool partial = parameter.name.find("self_attn.k_proj") != std::string::npos ||
                          parameter.name.find("self_attn.v_proj") != std::string::npos;
     if (partial) options_.tp_group->all_reduce(parameter.grad);
@@ -118,7 +117,7 @@ void LlamaModel::set_gradients_done_hook(GradientsDoneHook hook) {
 }
 
 TpPlacement LlamaModel::tp_placement(const std::string& name) const {
-  return steerlm::tp_placement(CoreSpec::from(config_, head_, n_attributes_, options_), name);
+  return steerlm::tp_placement(core_->spec(), name);
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -193,7 +192,7 @@ Tensor LlamaModel::predict_attributes(const Batch& batch, const Tensor& hidden_i
 }
 
 KvCache LlamaModel::new_kv_cache(int64_t batch_size, int64_t max_len) const {
-  const CoreSpec spec = CoreSpec::from(config_, head_, n_attributes_, options_);
+  const CoreSpec& spec = core_->spec();
   KvCache cache;
   cache.batch_size = batch_size;
   cache.max_len = max_len;

@@ -191,6 +191,9 @@ class LlamaCore {
   void fold_kv(int64_t n, std::vector<T>& d_k, std::vector<T>& d_v) const;
   void expand_kv_heads(const std::vector<T>& full, int64_t n, std::vector<T>& expanded) const;
   void fold_kv_heads(const std::vector<T>& expanded, int64_t n, std::vector<T>& full) const;
+  // Applies one of the two maps above to k and to v in place (when kv_replicated).
+  using KvHeadMap = void (LlamaCore::*)(const std::vector<T>&, int64_t, std::vector<T>&) const;
+  void remap_kv(int64_t n, std::vector<T>& k, std::vector<T>& v, KvHeadMap map) const;
   // out (N, C) = rows of the vocab-split table (fwd: all-reduce over TP, bwd: identity).
   void embed(const int32_t* tokens, int64_t n, T* out);
   void embed_backward(const int32_t* tokens, int64_t n, const T* dout);

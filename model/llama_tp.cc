@@ -64,23 +64,23 @@ void LlamaCore<T>::row_parallel_add(const T* input, int64_t n, int64_t k, const 
 }
 
 template <typename T>
-void LlamaCore<T>::expand_kv(int64_t n, std::vector<T>& k, std::vector<T>& v) const {
+void LlamaCore<T>::remap_kv(int64_t n, std::vector<T>& k, std::vector<T>& v, KvHeadMap map) const {
   if (!spec_.kv_replicated) return;
-  std::vector<T> expanded;
-  expand_kv_heads(k, n, expanded);
-  k.swap(expanded);
-  expand_kv_heads(v, n, expanded);
-  v.swap(expanded);
+  std::vector<T> mapped;
+  for (std::vector<T>* tensor : {&k, &v}) {
+    (this->*map)(*tensor, n, mapped);
+    tensor->swap(mapped);
+  }
+}
+
+template <typename T>
+void LlamaCore<T>::expand_kv(int64_t n, std::vector<T>& k, std::vector<T>& v) const {
+  remap_kv(n, k, v, &LlamaCore::expand_kv_heads);
 }
 
 template <typename T>
 void LlamaCore<T>::fold_kv(int64_t n, std::vector<T>& d_k, std::vector<T>& d_v) const {
-  if (!spec_.kv_replicated) return;
-  std::vector<T> folded;
-  fold_kv_heads(d_k, n, folded);
-  d_k.swap(folded);
-  fold_kv_heads(d_v, n, folded);
-  d_v.swap(folded);
+  remap_kv(n, d_k, d_v, &LlamaCore::fold_kv_heads);
 }
 
 template <typename T>
